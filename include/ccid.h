@@ -1,0 +1,23 @@
+/* The CCID reader driver, as seen from the pcsc-lite boundary.
+ *
+ * ccid_reader_open() takes a transport, parses the class descriptor, and builds
+ * one smclib extension per slot with the CCID RDF callbacks installed. From then
+ * on ifdhandler.c talks to the slots only through smc_device_control(). */
+#ifndef CCID_H
+#define CCID_H
+
+#include "ccid_transport.h"
+#include "smclib.h"
+
+struct ccid_reader;
+
+/* Takes ownership of tp (closed by ccid_reader_close, or here on failure).
+ * SMC_ERR_COMM for a malformed or missing class descriptor. */
+smc_status ccid_reader_open(struct ccid_transport *tp, struct ccid_reader **out);
+unsigned ccid_reader_slot_count(const struct ccid_reader *reader);
+struct smc_ext *ccid_reader_slot(struct ccid_reader *reader, unsigned slot);
+/* The reader is gone (a transfer answered TP_NO_DEVICE). */
+int ccid_reader_is_gone(const struct ccid_reader *reader);
+void ccid_reader_close(struct ccid_reader *reader);
+
+#endif

@@ -1,0 +1,236 @@
+/* smclib: the reader-independent smart card library.
+ *
+ * The counterpart of Windows' smclib. One struct smc_ext exists per reader slot.
+ * The pcsc-lite boundary (ifdhandler.c) turns each IFDH call into a request for
+ * smc_device_control(); the dispatcher checks the card state, answers attributes
+ * itself, and calls the reader driver through ext->reader_fn[RDF_*] for the rest.
+ * Everything a callback needs (the request, the reply buffer, the minor code) is
+ * in ext->io, as in SMARTCARD_EXTENSION.
+ *
+ * Numbers (card states, RDF indices, SCARD_ATTR_* tags) are the Windows ones;
+ * ifdhandler.c translates states and protocols to pcsc-lite's at the boundary. */
+#ifndef SMCLIB_H
+#define SMCLIB_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- status ---------------------------------------------------------- */
+
+enum smc_status {
+	SMC_OK = 0,
+	SMC_ERR_NOT_SUPPORTED,    /* request or callback not available */
+	SMC_ERR_INVALID_PARAM,    /* malformed request from the application */
+	SMC_ERR_NO_MEDIA,         /* no card in the slot */
+	SMC_ERR_INVALID_STATE,    /* card state does not allow the request */
+	SMC_ERR_PROTOCOL,         /* protocol not offered / not selected */
+	SMC_ERR_BAD_ATR,          /* ATR malformed or TCK wrong */
+	SMC_ERR_COMM,             /* device answered something malformed or an error */
+	SMC_ERR_TIMEOUT,          /* no answer within the bound */
+	SMC_ERR_NO_DEVICE,        /* the reader is gone */
+	SMC_ERR_BUFFER_TOO_SMALL, /* reply does not fit the caller's buffer */
+	SMC_ERR_POWER,            /* card did not answer to reset */
+	SMC_ERR_CANCELLED,
+	SMC_ERR_NO_MEMORY,
+};
+typedef enum smc_status smc_status;
+
+const char *smc_status_str(smc_status st);
+
+/* ---- Windows numbers ------------------------------------------------- */
+
+enum smc_card_state {
+	SMC_STATE_UNKNOWN = 0,
+	SMC_STATE_ABSENT = 1,
+	SMC_STATE_PRESENT = 2,
+	SMC_STATE_SWALLOWED = 3,
+	SMC_STATE_POWERED = 4,
+	SMC_STATE_NEGOTIABLE = 5,
+	SMC_STATE_SPECIFIC = 6,
+};
+
+enum smc_rdf {
+	RDF_CARD_POWER = 0,
+	RDF_TRANSMIT = 1,
+	RDF_CARD_EJECT = 2,
+	RDF_READER_SWALLOW = 3,
+	RDF_CARD_TRACKING = 4,
+	RDF_SET_PROTOCOL = 5,
+	RDF_IOCTL_VENDOR = 8,
+	RDF_ATR_PARSE = 9,
+	RDF_COUNT = 16,
+};
+
+/* Protocol masks (same bits in Windows and pcsc-lite for T=0 and T=1). */
+#define SMC_PROTOCOL_T0 0x0001u
+#define SMC_PROTOCOL_T1 0x0002u
+
+/* io.minor for RDF_CARD_POWER */
+enum smc_power {
+	SMC_POWER_DOWN = 0,
+	SMC_POWER_COLD = 1,
+	SMC_POWER_WARM = 2,
+};
+
+/* io.minor for RDF_CARD_TRACKING: refresh ext->reader_caps.current_state now. */
+enum smc_tracking {
+	SMC_TRACK_REFRESH = 0,
+};
+
+/* ---- the extension --------------------------------------------------- */
+
+#define SMC_ATR_MAX 33
+#define SMC_HIST_MAX 15
+#define SMC_ATR_GROUPS 16
+#define SMC_NAME_MAX 64
+
+struct smc_vendor_attr {
+	char vendor_name[SMC_NAME_MAX];
+	char ifd_type[SMC_NAME_MAX];
+	uint32_t ifd_version;  /* 0xMMmmbbbb, from bcdDevice */
+	char serial_no[SMC_NAME_MAX];
+	uint32_t unit_no;
+};
+
+/* One group of interface bytes: TAi, TBi, TCi, TDi (i counted from 1). */
+struct smc_atr_group {
+	uint8_t ta, tb, tc, td;
+	uint8_t present; /* SMC_TA | SMC_TB | SMC_TC | SMC_TD */
+};
+#define SMC_TA 0x1
+#define SMC_TB 0x2
+#define SMC_TC 0x4
+#define SMC_TD 0x8
+
+struct smc_card_caps {
+	uint8_t atr[SMC_ATR_MAX];
+	size_t atr_len;
+	uint8_t hist[SMC_HIST_MAX];
+	size_t hist_len;
+	bool inverse;                /* TS was 0x3F */
+	struct smc_atr_group group[SMC_ATR_GROUPS];
+	unsigned n_groups;
+	bool tck_present;
+	uint8_t ta1;                 /* Fi/Di code, 0x11 when absent */
+	uint32_t fi, di;             /* from TA1 (defaults 372 and 1) */
+	uint32_t fmax_khz;           /* from TA1 */
+	uint8_t n;                   /* extra guard time from TC1 (255: minimum) */
+	uint32_t protocols;          /* offered: SMC_PROTOCOL_* mask */
+	uint32_t first_protocol;     /* protocol of TD1 (or T=0) */
+	bool specific_mode;          /* TA2 present */
+	bool specific_implicit;      /* TA2 bit 5: parameters implicit */
+	uint32_t specific_protocol;  /* SMC_PROTOCOL_* from TA2 */
+	uint8_t class_indicator;     /* TA of the first T=15 group, 0 if absent */
+	uint32_t selected_protocol;  /* SMC_PROTOCOL_*, 0 before SET_PROTOCOL */
+	struct {
+		uint8_t wi;          /* TC2, default 10 */
+		uint32_t wt_ms;      /* work waiting time at the current clock */
+	} t0;
+	struct {
+		uint8_t ifsc;        /* default 32 */
+		uint8_t ifsd;
+		uint8_t cwi, bwi;    /* defaults 13 and 4 */
+		bool crc;            /* EDC: CRC when TC of first T=1 group has bit 0 */
+		uint32_t cwt_ms, bwt_ms;
+	} t1;
+	struct {
+		uint8_t fl, dl;      /* the Fi/Di code negotiated (TA1 nibbles) */
+		bool done;
+	} pts;
+};
+
+struct smc_reader_caps {
+	uint32_t protocols;          /* SMC_PROTOCOL_* mask the reader supports */
+	uint32_t reader_type;        /* SCARD_READER_TYPE_USB */
+	uint32_t mechanical;         /* CCID dwMechanical */
+	enum smc_card_state current_state;
+	uint32_t channel;            /* SCARD_ATTR_CHANNEL_ID: 0x0020 << 16 | bus << 8 | addr */
+	uint32_t clk_default_khz, clk_max_khz;
+	uint32_t rate_default, rate_max;
+	uint32_t max_ifsd;
+	uint32_t max_input;          /* SCARD_ATTR_MAXINPUT: largest APDU accepted */
+};
+
+/* The request of the moment and its reply buffer. */
+struct smc_io {
+	const uint8_t *request;
+	size_t request_len;
+	uint8_t *reply;
+	size_t reply_cap;
+	size_t reply_len;            /* set by whoever fills reply */
+	uint32_t minor;              /* enum smc_power, protocol mask, enum smc_tracking */
+	uint32_t ioctl_code;         /* RDF_IOCTL_VENDOR: the control code */
+};
+
+/* T=1 engine state (issue 4 fills in the engine). */
+struct smc_t1_state {
+	uint8_t ifsc, ifsd;
+	uint8_t ns, nr;              /* send and receive sequence numbers */
+	unsigned retries;
+	uint8_t wtx;                 /* multiplier for the current block, 0 if none */
+	uint8_t nad;
+};
+
+struct smc_ext;
+typedef smc_status (*smc_rdf_fn)(struct smc_ext *ext);
+
+struct smc_ext {
+	struct smc_vendor_attr vendor_attr;
+	smc_rdf_fn reader_fn[RDF_COUNT];
+	struct smc_card_caps card_caps;
+	struct smc_reader_caps reader_caps;
+	struct smc_io io;
+	struct smc_t1_state t1;
+	void *reader_ext;            /* the reader driver's private data */
+	pthread_mutex_t lock;        /* serialises the callbacks of this slot */
+};
+
+/* ---- requests --------------------------------------------------------- */
+
+enum smc_request {
+	SMC_REQ_POWER,           /* io.minor = enum smc_power; ATR stays in card_caps */
+	SMC_REQ_SET_PROTOCOL,    /* io.minor = protocol mask wanted; selected one in card_caps */
+	SMC_REQ_TRANSMIT,        /* io.request = APDU, io.reply = answer buffer */
+	SMC_REQ_IS_PRESENT,      /* SMC_OK if a card is in, SMC_ERR_NO_MEDIA if not */
+	SMC_REQ_GET_ATTRIBUTE,   /* io.minor = SCARD_ATTR_* tag, value into io.reply */
+	SMC_REQ_EJECT,
+	SMC_REQ_SWALLOW,
+	SMC_REQ_VENDOR_IOCTL,    /* io.ioctl_code, io.request, io.reply */
+};
+
+/* Set up an extension: zeroes it, initialises the lock, state UNKNOWN. */
+smc_status smc_ext_init(struct smc_ext *ext);
+void smc_ext_destroy(struct smc_ext *ext);
+
+/* The dispatcher. Takes ext->lock around the callbacks. The caller fills ext->io
+ * through the arguments below; the reply length comes back in *reply_len. */
+smc_status smc_device_control(struct smc_ext *ext, enum smc_request req, uint32_t minor,
+			      const uint8_t *request, size_t request_len,
+			      uint8_t *reply, size_t reply_cap, size_t *reply_len);
+
+/* ---- helpers for reader drivers ------------------------------------- */
+
+/* Parse ext->card_caps.atr[0..atr_len) into card_caps, set the state to
+ * NEGOTIABLE (or SPECIFIC in specific mode). SMC_ERR_BAD_ATR if malformed. */
+smc_status smc_update_card_capabilities(struct smc_ext *ext);
+
+/* Parse an ATR into caps without touching any state (pure; used by the above). */
+smc_status smc_atr_parse(const uint8_t *atr, size_t atr_len, struct smc_card_caps *caps);
+
+/* Clear card capabilities (on power down, removal, before power up). */
+void smc_card_caps_clear(struct smc_card_caps *caps);
+
+/* T=0 at TPDU level: APDU (cases 1, 2, 3, 4 short; extended ones that fit a short
+ * TPDU) to a TPDU. No automatic GET RESPONSE: the card's 61xx goes back to the
+ * application as is. */
+smc_status smc_t0_request(const uint8_t *apdu, size_t apdu_len, uint8_t *tpdu, size_t tpdu_cap,
+			  size_t *tpdu_len);
+/* Check a T=0 TPDU answer (data + SW1 SW2) for the APDU that was sent. */
+smc_status smc_t0_reply(const uint8_t *apdu, size_t apdu_len, const uint8_t *reply, size_t reply_len);
+
+/* Inverse convention: reverse bit order and complement each byte, in place. */
+void smc_invert_data(uint8_t *buf, size_t len);
+
+#endif

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Run every test of smartcrd on a Debian 12 machine (as root, or with sudo):
+#   1. installs what is missing (build tools, the QEMU test bed and its kernel),
+#   2. builds with -Werror and runs the cmocka unit tests under ASan+UBSan,
+#   3. builds the bundle and checks that `make distcheck` passes,
+#   4. boots the QEMU test guest and runs the scenarios through pcscd,
+#      with libccid run beside ours as a reference.
+# Ends with one line "summary: N passed, M failed"; exits non-zero on a failure.
+set -uo pipefail
+top=$(cd "$(dirname "$0")" && pwd)
+cd "$top"
+passed=0
+failed=0
+failures=()
+
+step() { printf '\n=== %s\n' "$*"; }
+count() { # count NAME STATUS
+	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+
+step "dependencies"
+scripts/deps.sh || { echo "cannot install build dependencies"; exit 1; }
+tests/vm/setup.sh || { echo "cannot set up the test bed"; exit 1; }
+
+step "unit tests (cmocka, ASan + UBSan)"
+scripts/build.sh check
+unit_rc=$?
+# Count the cmocka tests one by one from the test logs.
+for log in _build/check/tests/unit/test_*.log; do
+	[ -f "$log" ] || continue
+	name=$(basename "$log" .log)
+	n_ok=$(grep -c '^\[       OK \]' "$log")
+	# a test that started and did not end OK failed (or crashed the program)
+	n_bad=$(( $(grep -c '^\[ RUN      \]' "$log") - n_ok ))
+	passed=$((passed + n_ok))
+	failed=$((failed + n_bad))
+	printf '%-24s %3d passed, %d failed\n' "$name" "$n_ok" "$n_bad"
+	[ "$n_bad" -eq 0 ] || failures+=("$name")
+done
+if [ $unit_rc -ne 0 ]; then
+	cat _build/check/test-suite.log 2>/dev/null | tail -60
+	count "make check" 1
+fi
+
+step "bundle and make distcheck"
+bundle=$(scripts/build.sh bundle)
+count "bundle build" $?
+(cd _build/bundle && make -s distcheck >distcheck.log 2>&1)
+rc=$?
+[ $rc -eq 0 ] || tail -40 _build/bundle/distcheck.log
+count "make distcheck" $rc
+
+step "test guest: QEMU's usb-ccid reader with its CAC card"
+tests/vm/run-qemu-ccid.sh "$bundle" | tee _build/vm-qemu-ccid.txt
+rc=${PIPESTATUS[0]}
+n_ok=$(grep -c '^ours *PASS' _build/vm-qemu-ccid.txt)
+n_bad=$(grep -c '^ours *FAIL' _build/vm-qemu-ccid.txt)
+passed=$((passed + n_ok))
+failed=$((failed + n_bad))
+[ $rc -eq 0 ] || [ "$n_bad" -gt 0 ] || count "qemu-ccid scenario" $rc
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

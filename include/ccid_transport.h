@@ -56,7 +56,9 @@ struct ccid_transport_ops {
 	 * For IN requests, data receives up to len bytes and *got says how many. */
 	tp_status (*control)(struct ccid_transport *tp, uint8_t request_type, uint8_t request,
 			     uint16_t value, uint8_t *data, uint16_t len, size_t *got, unsigned timeout_ms);
-	/* Make a pending wait_interrupt return TP_CANCELLED. */
+	/* Make a pending wait_interrupt return TP_CANCELLED. A cancel that comes
+	 * while no wait runs is remembered: the next wait returns TP_CANCELLED at
+	 * once, so a stop that races the start of a wait is never lost. */
 	void (*cancel)(struct ccid_transport *tp);
 	/* Release everything; tp is invalid afterwards. */
 	void (*close)(struct ccid_transport *tp);

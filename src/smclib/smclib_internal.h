@@ -1,0 +1,26 @@
+/* Internal to smclib: helpers shared between its files, not part of the contract. */
+#ifndef SMCLIB_INTERNAL_H
+#define SMCLIB_INTERNAL_H
+
+#include "smclib.h"
+
+/* Clock assumed when the reader did not say (ISO 7816-3 cards run at 1..5 MHz;
+ * 4 MHz is what nearly every CCID reader uses by default). */
+#define SMC_DEFAULT_CLK_KHZ 4000u
+
+/* Words for logs. */
+const char *smc_state_str(enum smc_card_state state);
+/* "none", "T=0", "T=1", "T=0|T=1" (or "other" for unknown bits). */
+const char *smc_protocol_str(uint32_t mask);
+
+/* Work out t0.wt_ms, t1.bwt_ms and t1.cwt_ms from Fi, Di, WI, BWI, CWI at clk_khz
+ * (0: SMC_DEFAULT_CLK_KHZ). Done by smc_atr_parse at the default clock and again by
+ * smc_update_card_capabilities at the reader's clock. */
+void smc_card_caps_timing(struct smc_card_caps *caps, uint32_t clk_khz);
+
+/* GET_ATTRIBUTE: the value of tag, answered from the extension alone.
+ * Sets *value_len to the size needed even when returning BUFFER_TOO_SMALL. */
+smc_status smc_attribute_get(const struct smc_ext *ext, uint32_t tag, uint8_t *reply,
+			     size_t reply_cap, size_t *value_len);
+
+#endif

@@ -1,0 +1,74 @@
+# shellcheck shell=bash
+# Functions shared by the guest scenarios (sourced; runs INSIDE the test guest).
+
+DRIVERS=/usr/lib/pcsc/drivers
+
+# use_only_bundle ours BUNDLE_DIR | libccid
+# pcscd loads every bundle in $DRIVERS and has no setting to look elsewhere:
+# move all others out of the way (in the guest's overlay only) and, for ours,
+# copy our staged bundle in. Prints the name of the bundle kept.
+use_only_bundle() {
+    local mode=$1 bundle=${2:-} keep entry stash=/var/lib/smartcrd-stashed-drivers
+    case $mode in
+        ours) keep=ifd-smartcrd.bundle ;;
+        libccid) keep=ifd-ccid.bundle ;;
+        *) return 2 ;;
+    esac
+    mkdir -p "$stash"
+    for entry in "$DRIVERS"/*; do
+        [ -e "$entry" ] || continue
+        [ "$(basename "$entry")" = "$keep" ] && [ "$mode" = libccid ] && continue
+        mv "$entry" "$stash"/
+    done
+    if [ "$mode" = ours ]; then
+        if [ -f "$bundle/Contents/Info.plist" ] && ls "$bundle"/Contents/Linux/*.so >/dev/null 2>&1; then
+            cp -a "$bundle" "$DRIVERS/$keep"
+        else
+            echo "bundle $bundle lacks Contents/Info.plist or Contents/Linux/*.so" >&2
+        fi
+    fi
+    echo "$keep"
+}
+
+# wait_usb_device VID:PID SECONDS: loads the xHCI driver, waits for the device.
+wait_usb_device() {
+    local id=$1 secs=$2 d
+    modprobe -d "$VM_KERNEL_DIR" xhci_pci 2>/dev/null
+    for _ in $(seq 1 $((secs * 2))); do
+        for d in /sys/bus/usb/devices/*; do
+            [ "$(cat "$d/idVendor" 2>/dev/null):$(cat "$d/idProduct" 2>/dev/null)" = "$id" ] && return 0
+        done
+        sleep 0.5
+    done
+    return 1
+}
+
+# start_pcscd LOGFILE ATR [ENV...]: starts pcscd -f -d -a in the background
+# (pid in $pcscd_pid) and waits until pcsc_scan shows a reader holding the card
+# with ATR (spaced hex). 1 when no such reader shows up within 30 s.
+pcscd_pid=
+start_pcscd() {
+    local logfile=$1 atr=$2
+    shift 2
+    env "$@" pcscd -f -d -a >"$logfile" 2>&1 &
+    pcscd_pid=$!
+    for _ in $(seq 1 30); do
+        kill -0 "$pcscd_pid" 2>/dev/null || return 1
+        timeout 10 pcsc_scan -c -n 2>&1 | grep -q "$atr" && return 0
+        sleep 1
+    done
+    return 1
+}
+
+pcscd_running() { kill -0 "$pcscd_pid" 2>/dev/null; }
+
+# stop_pcscd: TERM, then KILL after 5 s.
+stop_pcscd() {
+    kill -TERM "$pcscd_pid" 2>/dev/null
+    for _ in $(seq 1 20); do
+        pcscd_running || break
+        sleep 0.25
+    done
+    kill -KILL "$pcscd_pid" 2>/dev/null
+    wait "$pcscd_pid" 2>/dev/null
+}

@@ -1,0 +1,299 @@
+/* The RDF callbacks of a CCID slot, as smclib calls them (one slot at a time):
+ * RDF_CARD_POWER, RDF_SET_PROTOCOL, RDF_TRANSMIT, RDF_CARD_TRACKING.
+ * Each reads its arguments from ext->io, talks to the reader through ccid_xfer,
+ * and leaves the card state and capabilities in the extension. */
+#include "ccid_reader.h"
+#include "smc_log.h"
+
+static const char *state_str(enum smc_card_state st)
+{
+	switch (st) {
+	case SMC_STATE_UNKNOWN: return "UNKNOWN";
+	case SMC_STATE_ABSENT: return "ABSENT";
+	case SMC_STATE_PRESENT: return "PRESENT";
+	case SMC_STATE_SWALLOWED: return "SWALLOWED";
+	case SMC_STATE_POWERED: return "POWERED";
+	case SMC_STATE_NEGOTIABLE: return "NEGOTIABLE";
+	case SMC_STATE_SPECIFIC: return "SPECIFIC";
+	}
+	return "?";
+}
+
+static const struct ccid_descriptor *desc_of(struct smc_ext *ext)
+{
+	return &ccid_slot_of(ext)->reader->desc;
+}
+
+/* A new card state; the card capabilities go with a card that left or was reset. */
+static void set_state(struct smc_ext *ext, enum smc_card_state next)
+{
+	enum smc_card_state prev = ext->reader_caps.current_state;
+
+	if (prev == next)
+		return;
+	log_info("slot %u: card %s -> %s", ccid_slot_of(ext)->index, state_str(prev), state_str(next));
+	if (next <= SMC_STATE_PRESENT)
+		smc_card_caps_clear(&ext->card_caps);
+	ext->reader_caps.current_state = next;
+}
+
+void ccid_track_icc(struct smc_ext *ext, enum ccid_icc_status icc)
+{
+	enum smc_card_state cur = ext->reader_caps.current_state;
+
+	switch (icc) {
+	case CCID_ICC_ABSENT:
+		set_state(ext, SMC_STATE_ABSENT);
+		break;
+	case CCID_ICC_INACTIVE:
+		/* a powered card is no longer: it was reset or swapped */
+		if (cur >= SMC_STATE_POWERED || cur <= SMC_STATE_ABSENT)
+			set_state(ext, SMC_STATE_PRESENT);
+		break;
+	case CCID_ICC_ACTIVE:
+		/* active without our power up (automatic activation): still needs one */
+		if (cur <= SMC_STATE_ABSENT)
+			set_state(ext, SMC_STATE_PRESENT);
+		break;
+	}
+}
+
+/* ---- RDF_CARD_POWER ------------------------------------------------------ */
+
+static smc_status icc_power_off(struct smc_ext *ext)
+{
+	struct ccid_slot *s = ccid_slot_of(ext);
+	struct ccid_answer a;
+	struct ccid_cmd cmd;
+	smc_status st;
+
+	ccid_cmd_icc_power_off(&cmd, s->index);
+	st = ccid_xfer_transact(&s->reader->xfer, &cmd, CCID_CMD_TIMEOUT_MS, NULL, 0, &a);
+	if (st != SMC_OK)
+		return st;
+	if (a.icc == CCID_ICC_ABSENT) {
+		set_state(ext, SMC_STATE_ABSENT);
+		return SMC_ERR_NO_MEDIA;
+	}
+	if (a.cmd == CCID_CMD_FAILED)
+		return ccid_answer_failure(&a, "IccPowerOff");
+	set_state(ext, SMC_STATE_PRESENT);
+	return SMC_OK;
+}
+
+/* One IccPowerOn; the ATR lands in card_caps.atr. SMC_ERR_POWER when the card
+ * gave no usable ATR at this voltage (worth another voltage). */
+static smc_status icc_power_on(struct smc_ext *ext, enum ccid_power_select sel)
+{
+	struct ccid_slot *s = ccid_slot_of(ext);
+	struct smc_card_caps *caps = &ext->card_caps;
+	struct ccid_answer a;
+	struct ccid_cmd cmd;
+	smc_status st;
+
+	ccid_cmd_icc_power_on(&cmd, s->index, sel);
+	st = ccid_xfer_transact(&s->reader->xfer, &cmd, CCID_POWER_ON_TIMEOUT_MS, caps->atr,
+				sizeof(caps->atr), &a);
+	if (st == SMC_ERR_BUFFER_TOO_SMALL) {
+		log_critical("slot %u: ATR of %u bytes is longer than %d", s->index, a.hdr.dwLength,
+			     SMC_ATR_MAX);
+		return SMC_ERR_COMM;
+	}
+	if (st != SMC_OK)
+		return st;
+	if (a.cmd == CCID_CMD_FAILED) {
+		ccid_answer_failure(&a, "IccPowerOn");
+		if (a.icc == CCID_ICC_ABSENT) {
+			set_state(ext, SMC_STATE_ABSENT);
+			return SMC_ERR_NO_MEDIA;
+		}
+		set_state(ext, SMC_STATE_PRESENT); /* whatever ran before is gone */
+		return SMC_ERR_POWER;
+	}
+	if (a.hdr.dwLength == 0) {
+		log_critical("slot %u: IccPowerOn succeeded with an empty ATR", s->index);
+		return SMC_ERR_COMM;
+	}
+	caps->atr_len = a.hdr.dwLength;
+	return SMC_OK;
+}
+
+/* 6.1.1 bPowerSelect: automatic when the reader can choose (dwFeatures 0x8),
+ * else 5 V, then 3 V, then 1.8 V among those bVoltageSupport lists, each after
+ * the previous one gave no ATR. */
+static smc_status power_on_any_voltage(struct smc_ext *ext)
+{
+	static const struct {
+		uint8_t support;
+		enum ccid_power_select sel;
+		const char *name;
+	} volts[] = {
+		{ CCID_VOLTAGE_5V, CCID_POWER_5V, "5 V" },
+		{ CCID_VOLTAGE_3V, CCID_POWER_3V, "3 V" },
+		{ CCID_VOLTAGE_1V8, CCID_POWER_1V8, "1.8 V" },
+	};
+	const struct ccid_descriptor *d = desc_of(ext);
+	smc_status st = SMC_ERR_POWER;
+	int tried = 0;
+
+	if (d->dwFeatures & CCID_FEAT_AUTO_VOLTAGE)
+		return icc_power_on(ext, CCID_POWER_AUTO);
+	for (size_t i = 0; i < sizeof(volts) / sizeof(volts[0]); i++) {
+		if (!(d->bVoltageSupport & volts[i].support))
+			continue;
+		if (tried++) {
+			log_info("slot %u: no ATR; deactivating and trying %s", ccid_slot_of(ext)->index,
+				 volts[i].name);
+			st = icc_power_off(ext);
+			if (st != SMC_OK)
+				return st;
+		}
+		st = icc_power_on(ext, volts[i].sel);
+		if (st != SMC_ERR_POWER)
+			return st;
+	}
+	if (!tried)
+		return icc_power_on(ext, CCID_POWER_AUTO);
+	return st;
+}
+
+/* In specific mode (TA2) the card runs its protocol from the ATR on: set the
+ * reader up for it now, as there will be no SET_PROTOCOL callback. */
+static smc_status configure_specific_mode(struct smc_ext *ext)
+{
+	const struct smc_card_caps *caps = &ext->card_caps;
+	uint32_t proto = caps->specific_protocol;
+
+	if (proto != SMC_PROTOCOL_T0 && proto != SMC_PROTOCOL_T1) {
+		log_info("slot %u: specific mode with protocol 0x%X, which this driver does not run",
+			 ccid_slot_of(ext)->index, proto);
+		return SMC_OK;
+	}
+	if (proto == SMC_PROTOCOL_T1 && desc_of(ext)->level == CCID_LEVEL_TPDU) {
+		log_info("slot %u: card in specific mode T=1; T=1 at TPDU level is not supported yet",
+			 ccid_slot_of(ext)->index);
+		return SMC_OK;
+	}
+	return ccid_set_parameters(ext, proto);
+}
+
+static smc_status power_up(struct smc_ext *ext)
+{
+	smc_status st;
+
+	smc_card_caps_clear(&ext->card_caps);
+	st = power_on_any_voltage(ext);
+	if (st != SMC_OK)
+		return st;
+	log_hex("ATR", ext->card_caps.atr, ext->card_caps.atr_len);
+	ext->reader_caps.current_state = SMC_STATE_POWERED;
+	st = smc_update_card_capabilities(ext);
+	if (st != SMC_OK) {
+		/* smclib retries when the protocol is set; the ATR itself is kept */
+		log_info("slot %u: ATR not understood yet (%s)", ccid_slot_of(ext)->index,
+			 smc_status_str(st));
+		return SMC_OK;
+	}
+	if (ext->card_caps.specific_mode)
+		return configure_specific_mode(ext);
+	return SMC_OK;
+}
+
+smc_status ccid_card_power(struct smc_ext *ext)
+{
+	smc_status st;
+
+	switch (ext->io.minor) {
+	case SMC_POWER_DOWN:
+		return icc_power_off(ext);
+	case SMC_POWER_COLD:
+		return power_up(ext);
+	case SMC_POWER_WARM:
+		/* CCID has no warm reset: IccPowerOn only activates (6.1.1). A reset
+		 * is therefore a deactivation followed by a cold activation. */
+		st = icc_power_off(ext);
+		if (st != SMC_OK)
+			return st;
+		return power_up(ext);
+	}
+	log_critical("power request %u is none of down/cold/warm", ext->io.minor);
+	return SMC_ERR_INVALID_PARAM;
+}
+
+/* ---- RDF_SET_PROTOCOL ---------------------------------------------------- */
+
+smc_status ccid_set_protocol(struct smc_ext *ext)
+{
+	const struct ccid_descriptor *d = desc_of(ext);
+	uint32_t proto = ext->io.minor;
+	smc_status st;
+
+	if (proto != SMC_PROTOCOL_T0 && proto != SMC_PROTOCOL_T1) {
+		log_critical("set protocol: 0x%X is not exactly one of T=0 and T=1", proto);
+		return SMC_ERR_INVALID_PARAM;
+	}
+	if (!(d->dwProtocols & proto)) {
+		log_info("set protocol: reader does not offer T=%u (dwProtocols 0x%08X)",
+			 proto == SMC_PROTOCOL_T1, d->dwProtocols);
+		return SMC_ERR_PROTOCOL;
+	}
+	if (proto == SMC_PROTOCOL_T1 && d->level == CCID_LEVEL_TPDU) {
+		log_info("set protocol: T=1 at TPDU level is not supported yet");
+		return SMC_ERR_PROTOCOL;
+	}
+	st = ccid_set_parameters(ext, proto);
+	if (st != SMC_OK)
+		return st;
+	ext->card_caps.selected_protocol = proto;
+	ext->reader_caps.current_state = SMC_STATE_SPECIFIC;
+	return SMC_OK;
+}
+
+/* ---- RDF_TRANSMIT -------------------------------------------------------- */
+
+smc_status ccid_transmit(struct smc_ext *ext)
+{
+	const struct ccid_descriptor *d = desc_of(ext);
+
+	ext->io.reply_len = 0;
+	switch (d->level) {
+	case CCID_LEVEL_TPDU:
+		if (ext->card_caps.selected_protocol != SMC_PROTOCOL_T0) {
+			log_info("transmit: T=1 at TPDU level is not supported yet");
+			return SMC_ERR_PROTOCOL;
+		}
+		return ccid_exchange_tpdu(ext);
+	case CCID_LEVEL_SHORT_APDU:
+		return ccid_exchange_short_apdu(ext);
+	case CCID_LEVEL_EXTENDED_APDU:
+		return ccid_exchange_extended_apdu(ext);
+	case CCID_LEVEL_CHARACTER:
+		break;
+	}
+	log_critical("transmit: %s level is not supported", ccid_level_str(d->level));
+	return SMC_ERR_NOT_SUPPORTED;
+}
+
+/* ---- RDF_CARD_TRACKING --------------------------------------------------- */
+
+smc_status ccid_card_tracking(struct smc_ext *ext)
+{
+	struct ccid_slot *s = ccid_slot_of(ext);
+	struct ccid_answer a;
+	struct ccid_cmd cmd;
+	smc_status st;
+
+	if (ext->io.minor != SMC_TRACK_REFRESH) {
+		log_critical("card tracking request %u is not supported (only refresh)", ext->io.minor);
+		return SMC_ERR_NOT_SUPPORTED;
+	}
+	ccid_cmd_get_slot_status(&cmd, s->index);
+	st = ccid_xfer_transact(&s->reader->xfer, &cmd, CCID_CMD_TIMEOUT_MS, NULL, 0, &a);
+	if (st != SMC_OK)
+		return st;
+	/* bmICCStatus is valid even when the command "failed" (e.g. a mute card) */
+	log_periodic("slot %u: ICC %s, command %s (bError 0x%02X)", s->index,
+		     ccid_icc_status_str(a.icc), ccid_cmd_status_str(a.cmd), a.bError);
+	ccid_track_icc(ext, a.icc);
+	return SMC_OK;
+}

@@ -1,0 +1,72 @@
+/* Private to src/ccid: one open CCID reader, and what its files share.
+ *
+ * reader.c     opens and closes a reader, fills the smclib extensions
+ * callbacks.c  the RDF callbacks (power, set protocol, transmit, tracking)
+ * exchange.c   the exchange-level strategies behind RDF_TRANSMIT
+ * params.c     SetParameters built from the card's capabilities
+ * ccid_xfer.c  one command and its answer on the bulk pipe */
+#ifndef CCID_READER_H
+#define CCID_READER_H
+
+#include "ccid.h"
+#include "ccid_xfer.h"
+#include "descriptor.h"
+
+/* Default waits for commands that do not involve the card's waiting time. */
+#define CCID_CMD_TIMEOUT_MS 3000u
+/* IccPowerOn: activation, ATR, and a reader that tries voltages itself. */
+#define CCID_POWER_ON_TIMEOUT_MS 5000u
+/* XfrBlock: the card's waiting time plus this margin, within the bounds below. */
+#define CCID_XFR_MARGIN_MS 1000u
+#define CCID_XFR_MIN_TIMEOUT_MS 3000u
+#define CCID_XFR_MAX_TIMEOUT_MS CCID_XFER_HARD_BOUND_MS
+
+/* A TPDU built from a short APDU: 5-byte header and up to 256 bytes. */
+#define CCID_TPDU_MAX (5u + 256u)
+/* Largest APDUs (SCARD_ATTR_MAXINPUT): short 4+1+255+1, extended 4+3+65535+2. */
+#define CCID_SHORT_APDU_MAX 261u
+#define CCID_EXTENDED_APDU_MAX 65544u
+/* Largest response APDU: 65536 data bytes and SW1 SW2. */
+#define CCID_EXTENDED_RESPONSE_MAX 65538u
+
+/* The driver's private data of one slot (ext->reader_ext). */
+struct ccid_slot {
+	struct ccid_reader *reader;
+	uint8_t index;                 /* bSlot */
+	uint8_t tpdu[CCID_TPDU_MAX];   /* scratch: the TPDU of the APDU in flight */
+};
+
+struct ccid_reader {
+	struct ccid_transport *tp;     /* owned */
+	struct ccid_descriptor desc;
+	struct ccid_xfer xfer;         /* the bulk pipe, shared by the slots */
+	unsigned n_slots;
+	struct smc_ext *slots;         /* n_slots extensions */
+	struct ccid_slot *slot_priv;   /* n_slots private parts */
+};
+
+static inline struct ccid_slot *ccid_slot_of(struct smc_ext *ext)
+{
+	return (struct ccid_slot *)ext->reader_ext;
+}
+
+/* callbacks.c */
+smc_status ccid_card_power(struct smc_ext *ext);
+smc_status ccid_set_protocol(struct smc_ext *ext);
+smc_status ccid_transmit(struct smc_ext *ext);
+smc_status ccid_card_tracking(struct smc_ext *ext);
+/* The slot's card state after an answer's bmICCStatus (logged when it changes). */
+void ccid_track_icc(struct smc_ext *ext, enum ccid_icc_status icc);
+
+/* exchange.c: ext->io.request to ext->io.reply at each exchange level. */
+smc_status ccid_exchange_tpdu(struct smc_ext *ext);
+smc_status ccid_exchange_short_apdu(struct smc_ext *ext);
+smc_status ccid_exchange_extended_apdu(struct smc_ext *ext);
+/* The XfrBlock timeout from the card's waiting time. */
+unsigned ccid_xfr_timeout_ms(const struct smc_ext *ext);
+
+/* params.c: configure the reader for protocol (SMC_PROTOCOL_T0 or _T1) from
+ * ext->card_caps, unless the reader does it itself. */
+smc_status ccid_set_parameters(struct smc_ext *ext, uint32_t protocol);
+
+#endif

@@ -1,0 +1,81 @@
+/* One CCID command, one answer: the bulk pipe of one reader, kept in step.
+ *
+ * ccid_xfer_transact() sends a command with the next bSeq and returns the answer
+ * that carries the same bSeq and bSlot, whatever happens on the way: zero-length
+ * reads, answers split across reads, stale answers of earlier commands, time
+ * extensions, timeouts (followed by ABORT so the next command is in step), an
+ * unplugged device. A per-reader mutex serialises whole transactions, because the
+ * slots of a reader share one bulk pipe. */
+#ifndef CCID_XFER_H
+#define CCID_XFER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ccid_msg.h"
+#include "ccid_transport.h"
+#include "smclib.h"
+
+/* Hard bound on one command, time extensions included: no answer after this long
+ * means the reader is stuck. A caller that asks for a longer timeout gets its own. */
+#define CCID_XFER_HARD_BOUND_MS 60000u
+/* Writing a command to bulk OUT (the reader may be busy for a moment). */
+#define CCID_XFER_SEND_TIMEOUT_MS 5000u
+/* After a timeout: the ABORT class request, then the wait for the SlotStatus that
+ * answers PC_to_RDR_Abort. */
+#define CCID_XFER_ABORT_CTRL_TIMEOUT_MS 1000u
+#define CCID_XFER_ABORT_ANSWER_MS 1000u
+/* Reading away the rest of a message that cannot be used. */
+#define CCID_XFER_DRAIN_READ_MS 200u
+#define CCID_XFER_DRAIN_MAX_READS 64u
+/* Answers of other commands (old bSeq, other slot) dropped before giving up. */
+#define CCID_XFER_MAX_STALE 16u
+/* Zero-length reads tolerated within one answer. */
+#define CCID_XFER_MAX_EMPTY_READS 32u
+/* The receive buffer holds at least a short APDU answer with room to spare, and
+ * is a whole number of USB packets so that no packet can overflow it. */
+#define CCID_XFER_MIN_BUF 512u
+#define CCID_XFER_BUF_ROUND 512u
+
+/* Milliseconds on a monotonic clock; the tests substitute a virtual one. */
+typedef uint64_t (*ccid_clock_fn)(void *ctx);
+
+struct ccid_xfer {
+	struct ccid_transport *tp;    /* not owned */
+	pthread_mutex_t lock;         /* one transaction at a time on the bulk pipe */
+	uint8_t seq;                  /* bSeq of the next command */
+	uint32_t max_msg;             /* dwMaxCCIDMessageLength: largest command */
+	uint8_t *tx;                  /* max_msg bytes */
+	uint8_t *rx;                  /* rx_cap bytes, allocated once */
+	size_t rx_cap;
+	atomic_int gone;              /* a transfer answered TP_NO_DEVICE */
+	ccid_clock_fn clock;
+	void *clock_ctx;
+};
+
+smc_status ccid_xfer_init(struct ccid_xfer *x, struct ccid_transport *tp, uint32_t max_msg_len);
+void ccid_xfer_destroy(struct ccid_xfer *x);
+
+/* Send cmd (its bSeq is assigned here) and wait up to timeout_ms for its answer
+ * (time extensions lengthen the wait, within CCID_XFER_HARD_BOUND_MS). On SMC_OK
+ * *ans is the validated answer of the expected type and its data was copied to
+ * out (ans->data == out); the command status may still say "failed": see
+ * ccid_answer_failure(). SMC_ERR_BUFFER_TOO_SMALL: the answer (fully read, so the
+ * pipe stays in step) has more data than out_cap; *ans is filled, ans->data NULL.
+ * SMC_ERR_NOT_SUPPORTED: the reader answered Escape, Secure or SetDataRate with
+ * a SlotStatus (QEMU does), *ans filled. SMC_ERR_TIMEOUT after the abort
+ * sequence, SMC_ERR_NO_DEVICE when the reader is gone, SMC_ERR_COMM otherwise. */
+smc_status ccid_xfer_transact(struct ccid_xfer *x, const struct ccid_cmd *cmd, unsigned timeout_ms,
+			      uint8_t *out, size_t out_cap, struct ccid_answer *ans);
+
+int ccid_xfer_is_gone(const struct ccid_xfer *x);
+
+/* The smc_status of an answer whose command status is "failed", with a log line
+ * naming what failed: NO_MEDIA for an absent card, NOT_SUPPORTED for bError 0,
+ * TIMEOUT for a mute card or PIN timeout, CANCELLED for a cancelled PIN entry,
+ * COMM otherwise. */
+smc_status ccid_answer_failure(const struct ccid_answer *a, const char *what);
+
+#endif

@@ -1,0 +1,182 @@
+/* Opening and closing a CCID reader: the class descriptor decides what the
+ * reader can do, and each slot gets an smclib extension with the CCID callbacks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ccid_reader.h"
+#include "smc_log.h"
+
+/* SCARD_READER_TYPE_USB */
+#define READER_TYPE_USB 0x4u
+/* SCARD_ATTR_CHANNEL_ID: DWORD 0xDDDDCCCC, DDDD 0x0020 for USB, CCCC bus and address */
+#define CHANNEL_TYPE_USB 0x0020u
+
+static uint32_t max_input(const struct ccid_descriptor *d)
+{
+	return d->level == CCID_LEVEL_EXTENDED_APDU ? CCID_EXTENDED_APDU_MAX : CCID_SHORT_APDU_MAX;
+}
+
+/* A USB string into a smaller field: cut to fit, always terminated, and safe
+ * even if the transport left the source unterminated. */
+static void copy_name(char *dst, size_t cap, const char src[TP_STRING_MAX])
+{
+	size_t n = strnlen(src, TP_STRING_MAX);
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void fill_vendor_attr(struct smc_vendor_attr *va, const struct tp_info *info)
+{
+	copy_name(va->vendor_name, sizeof(va->vendor_name), info->manufacturer);
+	copy_name(va->ifd_type, sizeof(va->ifd_type), info->product);
+	copy_name(va->serial_no, sizeof(va->serial_no), info->serial);
+	/* bcdDevice 0xMMmm becomes 0xMMmm0000 (major, minor, build 0) */
+	va->ifd_version = (uint32_t)info->bcd_device << 16;
+}
+
+static void fill_reader_caps(struct smc_reader_caps *rc, const struct ccid_descriptor *d,
+			     const struct tp_info *info)
+{
+	rc->protocols = d->dwProtocols & (SMC_PROTOCOL_T0 | SMC_PROTOCOL_T1);
+	rc->reader_type = READER_TYPE_USB;
+	rc->mechanical = d->dwMechanical;
+	rc->channel = CHANNEL_TYPE_USB << 16 | (uint32_t)info->bus << 8 | info->address;
+	rc->clk_default_khz = d->dwDefaultClock;
+	rc->clk_max_khz = d->dwMaximumClock;
+	rc->rate_default = d->dwDataRate;
+	rc->rate_max = d->dwMaxDataRate;
+	rc->max_ifsd = d->dwMaxIFSD;
+	rc->max_input = max_input(d);
+}
+
+static smc_status setup_slot(struct ccid_reader *r, unsigned i)
+{
+	struct smc_ext *ext = &r->slots[i];
+	smc_status st = smc_ext_init(ext);
+
+	if (st != SMC_OK)
+		return st;
+	r->slot_priv[i].reader = r;
+	r->slot_priv[i].index = (uint8_t)i;
+	fill_vendor_attr(&ext->vendor_attr, &r->tp->info);
+	fill_reader_caps(&ext->reader_caps, &r->desc, &r->tp->info);
+	ext->reader_fn[RDF_CARD_POWER] = ccid_card_power;
+	ext->reader_fn[RDF_TRANSMIT] = ccid_transmit;
+	ext->reader_fn[RDF_SET_PROTOCOL] = ccid_set_protocol;
+	ext->reader_fn[RDF_CARD_TRACKING] = ccid_card_tracking;
+	ext->reader_ext = &r->slot_priv[i];
+	return SMC_OK;
+}
+
+/* What this driver can run today; the rest is refused with a clear reason. */
+static smc_status check_supported(const struct ccid_descriptor *d)
+{
+	if (d->level == CCID_LEVEL_CHARACTER) {
+		log_critical("reader works at character level, which is not supported yet "
+			     "(TPDU, short APDU and extended APDU levels are)");
+		return SMC_ERR_NOT_SUPPORTED;
+	}
+	if ((d->dwProtocols & (SMC_PROTOCOL_T0 | SMC_PROTOCOL_T1)) == 0) {
+		log_critical("reader offers neither T=0 nor T=1 (dwProtocols 0x%08X): not supported",
+			     d->dwProtocols);
+		return SMC_ERR_NOT_SUPPORTED;
+	}
+	return SMC_OK;
+}
+
+static smc_status open_reader(struct ccid_reader *r)
+{
+	const struct tp_info *info = &r->tp->info;
+	smc_status st;
+
+	log_info("opening %.*s %.*s (%04X:%04X, bcdDevice %04X, bus %u address %u)",
+		 TP_STRING_MAX, info->manufacturer, TP_STRING_MAX, info->product,
+		 info->vendor_id, info->product_id,
+		 info->bcd_device, info->bus, info->address);
+	st = ccid_descriptor_parse(info->class_desc, info->class_desc_len, &r->desc);
+	if (st != SMC_OK)
+		return st;
+	ccid_descriptor_log(&r->desc);
+	st = check_supported(&r->desc);
+	if (st != SMC_OK)
+		return st;
+	st = ccid_xfer_init(&r->xfer, r->tp, r->desc.max_msg_len);
+	if (st != SMC_OK)
+		return st;
+	r->slots = calloc(r->desc.n_slots, sizeof(*r->slots));
+	r->slot_priv = calloc(r->desc.n_slots, sizeof(*r->slot_priv));
+	if (r->slots == NULL || r->slot_priv == NULL) {
+		log_critical("out of memory for %u slots", r->desc.n_slots);
+		return SMC_ERR_NO_MEMORY;
+	}
+	for (unsigned i = 0; i < r->desc.n_slots; i++) {
+		st = setup_slot(r, i);
+		if (st != SMC_OK)
+			return st;
+		r->n_slots = i + 1;
+	}
+	return SMC_OK;
+}
+
+smc_status ccid_reader_open(struct ccid_transport *tp, struct ccid_reader **out)
+{
+	struct ccid_reader *r;
+	smc_status st;
+
+	if (out != NULL)
+		*out = NULL;
+	if (tp == NULL || out == NULL) {
+		log_critical("no transport or no place for the reader");
+		if (tp != NULL)
+			tp->ops->close(tp);
+		return SMC_ERR_INVALID_PARAM;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		log_critical("out of memory for a reader");
+		tp->ops->close(tp);
+		return SMC_ERR_NO_MEMORY;
+	}
+	r->tp = tp;
+	st = open_reader(r);
+	if (st != SMC_OK) {
+		ccid_reader_close(r);
+		return st;
+	}
+	*out = r;
+	return SMC_OK;
+}
+
+unsigned ccid_reader_slot_count(const struct ccid_reader *reader)
+{
+	return reader ? reader->n_slots : 0;
+}
+
+struct smc_ext *ccid_reader_slot(struct ccid_reader *reader, unsigned slot)
+{
+	if (reader == NULL || slot >= reader->n_slots)
+		return NULL;
+	return &reader->slots[slot];
+}
+
+int ccid_reader_is_gone(const struct ccid_reader *reader)
+{
+	return reader != NULL && reader->xfer.rx != NULL && ccid_xfer_is_gone(&reader->xfer);
+}
+
+void ccid_reader_close(struct ccid_reader *reader)
+{
+	if (reader == NULL)
+		return;
+	for (unsigned i = 0; i < reader->n_slots; i++)
+		smc_ext_destroy(&reader->slots[i]);
+	free(reader->slots);
+	free(reader->slot_priv);
+	ccid_xfer_destroy(&reader->xfer);
+	if (reader->tp != NULL)
+		reader->tp->ops->close(reader->tp);
+	free(reader);
+}

@@ -4,7 +4,8 @@
 #   2. builds with -Werror and runs the cmocka unit tests under ASan+UBSan,
 #   3. builds the bundle and checks that `make distcheck` passes,
 #   4. boots the QEMU test guest and runs the scenarios through pcscd,
-#      with libccid run beside ours as a reference.
+#      with libccid run beside ours as a reference, then again with our
+#      driver built with ASan + UBSan.
 # Ends with one line "summary: N passed, M failed"; exits non-zero on a failure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")" && pwd)
@@ -50,18 +51,31 @@ rc=$?
 [ $rc -eq 0 ] || tail -40 _build/bundle/distcheck.log
 count "make distcheck" $rc
 
-step "test guest: QEMU's usb-ccid reader with its CAC card"
-tests/vm/run-qemu-ccid.sh "$bundle"
-rc=$?
-# Each check of our run is a PASS or FAIL line in the guest's result file.
-result=tests/vm/results/qemu-ccid-ours/result
-n_ok=$(grep -c '^PASS' "$result" 2>/dev/null)
-n_bad=$(grep -c '^FAIL' "$result" 2>/dev/null)
-passed=$((passed + ${n_ok:-0}))
-failed=$((failed + ${n_bad:-0}))
-[ "${n_bad:-0}" -eq 0 ] || failures+=("qemu-ccid: $(grep '^FAIL' "$result" | cut -d: -f1 | tr '\n' ' ')")
-# A run that failed without a failed check (no guest, no result) still fails.
-[ $rc -eq 0 ] || [ "${n_bad:-0}" -gt 0 ] || count "qemu-ccid scenario" 1
+# guest_run NAME RESULTS_DIR COMMAND...: a test guest run; each check of our
+# driver is a PASS or FAIL line in RESULTS_DIR/result.
+guest_run() {
+	local name=$1 dir=$2 rc n_ok n_bad
+	shift 2
+	"$@"
+	rc=$?
+	n_ok=$(grep -c '^PASS' "$dir/result" 2>/dev/null)
+	n_bad=$(grep -c '^FAIL' "$dir/result" 2>/dev/null)
+	passed=$((passed + ${n_ok:-0}))
+	failed=$((failed + ${n_bad:-0}))
+	[ "${n_bad:-0}" -eq 0 ] || failures+=("$name: $(grep '^FAIL' "$dir/result" | cut -d: -f1 | tr '\n' ' ')")
+	# A run that failed without a failed check (no guest, no result) still fails.
+	[ $rc -eq 0 ] || [ "${n_bad:-0}" -gt 0 ] || count "$name" 1
+}
+results=$top/tests/vm/results
+
+step "test guest: QEMU's usb-ccid reader with its CAC card (libccid beside us as a reference)"
+guest_run qemu-ccid "$results/qemu-ccid-ours" tests/vm/run-qemu-ccid.sh "$bundle"
+
+step "test guest: the same with our driver built with ASan + UBSan"
+bundle_san=$(scripts/build.sh bundle-san)
+count "sanitizer bundle build" $?
+guest_run qemu-ccid-sanitizers "$results/qemu-ccid-sanitizers" \
+	tests/vm/run-qemu-ccid.sh --no-reference -o "$results/qemu-ccid-sanitizers" "$bundle_san"
 
 echo
 [ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"

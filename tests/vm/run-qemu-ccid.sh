@@ -3,12 +3,13 @@
 # a reference, each in its own guest boot (so neither inherits the other's
 # device state). Prints both outcomes side by side.
 #
-# Usage: run-qemu-ccid.sh [--no-reference] BUNDLE_DIR
+# Usage: run-qemu-ccid.sh [--no-reference] [-o RESULTS_DIR] BUNDLE_DIR
 #        run-qemu-ccid.sh --reference-only
 #   BUNDLE_DIR  our staged bundle, e.g. <DESTDIR>/usr/lib/pcsc/drivers/ifd-smartcrd.bundle
 #               (from `make install DESTDIR=...`)
 #   --no-reference    skip the libccid boot (saves about 25 s)
 #   --reference-only  only the libccid boot (what this bed was developed with)
+#   -o RESULTS_DIR    where our run's results go (default results/qemu-ccid-ours)
 # Exit status: non-zero only when OUR run failed (or could not run). libccid's
 # outcome is printed for comparison and never fails the run: libccid 1.5.2 gets
 # out of step with QEMU's reader (see /work/shared/docs/vm-testbed.md).
@@ -20,15 +21,17 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-usage() { sed -n '6,12p' "$0" >&2; exit 2; }
+usage() { sed -n '6,13p' "$0" >&2; exit 2; }
 
 bundle=
+ours_dir=$VM_DIR/results/qemu-ccid-ours
 reference=yes
 ours=yes
 while [ $# -gt 0 ]; do
     case $1 in
         --no-reference) reference=no; shift ;;
         --reference-only) ours=no; shift ;;
+        -o) ours_dir=$2; shift 2 ;;
         -h|--help) usage ;;
         -*) usage ;;
         *) bundle=$1; shift ;;
@@ -49,10 +52,11 @@ timeout 1800 "$HERE/setup.sh"
 BOOT_TIMEOUT=420
 mapfile -t ccid < <(vm_qemu_ccid_devices)
 
-ours_dir=$VM_DIR/results/qemu-ccid-ours
 ref_dir=$VM_DIR/results/qemu-ccid-libccid
 # Results of an earlier run must not be shown as this run's.
-rm -rf "$ours_dir" "$ref_dir"
+for d in "$ours_dir" "$ref_dir"; do
+    rm -f "$d"/result "$d"/boot-seconds "$d"/*.log "$d"/*.txt "$d"/asan.* "$d"/ubsan.* 2>/dev/null || true
+done
 
 ours_rc=skipped
 ref_rc=skipped

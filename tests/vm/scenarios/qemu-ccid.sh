@@ -18,6 +18,7 @@
 #  phase 2 (pcscd restarted, so that phase 1's outcome does not decide it):
 #   apdu_loop    a few thousand APDUs, responses of 0..256 data bytes (apdu_loop.c)
 #   pcscd-alive-2  pcscd is still running at the end
+#   log-level    (ours) SMARTCRD_LOG_LEVEL=7 gives hex dumps of the messages, 3 none
 #   sanitizers   (only for a driver built with ASan/UBSan) no sanitizer report
 # Files: result, pcscd-1.log, pcscd-2.log, apdu_loop.log, tools.log, lsusb.txt,
 # dmesg.txt.
@@ -97,9 +98,13 @@ elif [ -n "$so" ] && readelf -d "$so" 2>/dev/null | grep -q 'NEEDED.*libubsan'; 
 fi
 
 # start_phase PHASE: pcscd with its log pcscd-PHASE.log, waiting for the card.
+# Our log level: phase 1 with hex dumps of every message (7), phase 2 without
+# (3), so that the log-level check sees SMARTCRD_LOG_LEVEL work both ways. A
+# level the host passed in wins, and the check is skipped.
 start_phase() {
-    log "phase $1: starting pcscd (SMARTCRD_LOG_LEVEL=${SMARTCRD_LOG_LEVEL:-unset})"
-    start_pcscd "$R/pcscd-$1.log" "$ATR_SPACED" "${san_env[@]}"
+    local level=${SMARTCRD_LOG_LEVEL:-$2}
+    log "phase $1: starting pcscd (SMARTCRD_LOG_LEVEL=$level)"
+    start_pcscd "$R/pcscd-$1.log" "$ATR_SPACED" SMARTCRD_LOG_LEVEL="$level" "${san_env[@]}"
 }
 
 pcscd_state() { pcscd_running && echo running || echo gone; }
@@ -117,7 +122,7 @@ end_phase() {
 }
 
 # --- phase 1: the usual tools ---------------------------------------------
-if start_phase 1; then
+if start_phase 1 7; then
     pass reader
 else
     fail reader "no reader with the CAC card after 30 s (pcscd $(pcscd_state))"
@@ -149,7 +154,7 @@ end_phase 1
 # --- phase 2: the APDU length sweep, with a fresh pcscd ------------------------
 # A fresh pcscd (the driver closes and opens the reader again) so that a failure
 # in phase 1 does not hide what the sweep would show.
-start_phase 2 || log "phase 2: no reader with the card after 30 s (pcscd $(pcscd_state))"
+start_phase 2 3 || log "phase 2: no reader with the card after 30 s (pcscd $(pcscd_state))"
 log "apdu_loop: $APDU_ROUNDS rounds"
 # -t: apdu_loop stops sending after 150 s; timeout: in case a transmit hangs.
 timeout --kill-after=5 180 "$VM_BUILD/apdu_loop" -n "$APDU_ROUNDS" -t 150 \
@@ -166,6 +171,15 @@ fi
 end_phase 2
 
 # --- wrap up ----------------------------------------------------------------
+if [ "$mode" = ours ] && [ -z "${SMARTCRD_LOG_LEVEL:-}" ]; then
+    dumps1=$(grep -c 'smartcrd PC_to_RDR_' "$R/pcscd-1.log")
+    dumps2=$(grep -c 'smartcrd PC_to_RDR_' "$R/pcscd-2.log")
+    if [ "$dumps1" -gt 0 ] && [ "$dumps2" = 0 ]; then
+        pass log-level "level 7: $dumps1 message dumps, level 3: none"
+    else
+        fail log-level "message dumps: $dumps1 at level 7 (want some), $dumps2 at level 3 (want none)"
+    fi
+fi
 if [ ${#san_env[@]} -gt 0 ]; then
     mapfile -t reports < <(find "$R" -maxdepth 1 -name 'asan.*' -o -maxdepth 1 -name 'ubsan.*')
     if [ ${#reports[@]} -eq 0 ]; then

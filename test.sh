@@ -8,6 +8,8 @@
 #      driver built with ASan + UBSan.
 # Ends with one line "summary: N passed, M failed"; exits non-zero on a failure.
 set -uo pipefail
+# apt-get, the guest's initramfs (mknod) and the test bed need root.
+[ "$(id -u)" -eq 0 ] || exec sudo --preserve-env=SMARTCRD_LOG_LEVEL "$0" "$@"
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 passed=0

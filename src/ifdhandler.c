@@ -74,7 +74,7 @@ static struct smc_ext *slot_of(DWORD Lun, RESPONSECODE *rc)
 		*rc = IFD_COMMUNICATION_ERROR;
 		return NULL;
 	}
-	if (e->removed || ccid_reader_is_gone(e->reader)) {
+	if (atomic_load(&e->removed) || ccid_reader_is_gone(e->reader)) {
 		*rc = IFD_NO_SUCH_DEVICE;
 		return NULL;
 	}
@@ -100,8 +100,10 @@ IFD_EXPORT RESPONSECODE IFDHCreateChannelByName(DWORD Lun, LPSTR DeviceName)
 
 	pthread_once(&config_once, load_config);
 	log_info("Lun 0x%lX, device %s", (unsigned long)Lun, DeviceName ? DeviceName : "(none)");
-	if (DeviceName == NULL)
+	if (DeviceName == NULL) {
+		log_critical("Lun 0x%lX: no device name", (unsigned long)Lun);
 		return IFD_COMMUNICATION_ERROR;
+	}
 
 	/* pcscd opens each slot of a multi-slot reader under the same Lun >> 16. */
 	if (LUN_SLOT(Lun) != 0) {
@@ -161,8 +163,10 @@ IFD_EXPORT RESPONSECODE IFDHCloseChannel(DWORD Lun)
 
 static RESPONSECODE put_byte(PDWORD Length, PUCHAR Value, uint8_t v)
 {
-	if (*Length < 1)
+	if (*Length < 1) {
+		log_info("no room for a 1-byte capability (buffer of %lu)", (unsigned long)*Length);
 		return IFD_ERROR_INSUFFICIENT_BUFFER;
+	}
 	*Value = v;
 	*Length = 1;
 	return IFD_SUCCESS;
@@ -176,8 +180,11 @@ IFD_EXPORT RESPONSECODE IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length,
 	size_t len = 0;
 	smc_status st;
 
-	if (Length == NULL || (Value == NULL && *Length != 0))
+	if (Length == NULL || (Value == NULL && *Length != 0)) {
+		log_critical("Lun 0x%lX: tag 0x%lX asked with no %s", (unsigned long)Lun,
+			     (unsigned long)Tag, Length == NULL ? "length" : "buffer");
 		return IFD_COMMUNICATION_ERROR;
+	}
 	e = lun_lookup((uint32_t)Lun);
 
 	switch (Tag) {
@@ -188,8 +195,10 @@ IFD_EXPORT RESPONSECODE IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length,
 	case TAG_IFD_SLOT_THREAD_SAFE:
 		return put_byte(Length, Value, 0); /* the slots of one reader take turns */
 	case TAG_IFD_SLOTS_NUMBER:
-		if (e == NULL)
+		if (e == NULL) {
+			log_critical("Lun 0x%lX is not open", (unsigned long)Lun);
 			return IFD_COMMUNICATION_ERROR;
+		}
 		return put_byte(Length, Value, (uint8_t)ccid_reader_slot_count(e->reader));
 	case TAG_IFD_ATR:
 		Tag = SCARD_ATTR_ATR_STRING;
@@ -227,7 +236,7 @@ IFD_EXPORT RESPONSECODE IFDHSetCapabilities(DWORD Lun, DWORD Tag, DWORD Length, 
 		 * wait for transfers to a device that is not there. */
 		e = lun_lookup((uint32_t)Lun);
 		if (e != NULL)
-			e->removed = true;
+			atomic_store(&e->removed, true);
 		log_info("Lun 0x%lX: reader removed", (unsigned long)Lun);
 		return IFD_SUCCESS;
 	}
@@ -270,8 +279,11 @@ IFD_EXPORT RESPONSECODE IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD
 	size_t len = 0;
 	smc_status st;
 
-	if (AtrLength == NULL)
+	if (AtrLength == NULL) {
+		log_critical("Lun 0x%lX: power action %lu without AtrLength", (unsigned long)Lun,
+			     (unsigned long)Action);
 		return IFD_COMMUNICATION_ERROR;
+	}
 	ext = slot_of(Lun, &rc);
 	if (ext == NULL) {
 		*AtrLength = 0;
@@ -311,8 +323,10 @@ IFD_EXPORT RESPONSECODE IFDHTransmitToICC(DWORD Lun, SCARD_IO_HEADER SendPci, PU
 	size_t len = 0;
 	smc_status st;
 
-	if (RxLength == NULL)
+	if (RxLength == NULL) {
+		log_critical("Lun 0x%lX: transmit without RxLength", (unsigned long)Lun);
 		return IFD_COMMUNICATION_ERROR;
+	}
 	ext = slot_of(Lun, &rc);
 	if (ext == NULL) {
 		*RxLength = 0;
@@ -333,6 +347,8 @@ IFD_EXPORT RESPONSECODE IFDHTransmitToICC(DWORD Lun, SCARD_IO_HEADER SendPci, PU
 		return IFD_PROTOCOL_NOT_SUPPORTED;
 	}
 	if (TxBuffer == NULL || RxBuffer == NULL) {
+		log_critical("Lun 0x%lX: transmit without %s buffer", (unsigned long)Lun,
+			     TxBuffer == NULL ? "a command" : "an answer");
 		*RxLength = 0;
 		return IFD_COMMUNICATION_ERROR;
 	}

@@ -54,16 +54,22 @@ int lun_store(uint32_t lun, struct ccid_reader *reader)
 	int rc = -1;
 
 	pthread_mutex_lock(&table_lock);
-	if (r >= table_len && grow_to(r) != 0)
+	if (r >= table_len && grow_to(r) != 0) {
+		log_critical("Lun 0x%X: cannot grow the reader table to index %u", (unsigned)lun,
+			     (unsigned)r);
 		goto out;
+	}
 	if (table[r] != NULL) {
 		log_critical("Lun 0x%X: reader %u is already open", (unsigned)lun, (unsigned)r);
 		goto out;
 	}
 	e = calloc(1, sizeof(*e));
-	if (e == NULL)
+	if (e == NULL) {
+		log_critical("Lun 0x%X: out of memory for the table entry", (unsigned)lun);
 		goto out;
+	}
 	e->reader = reader;
+	atomic_init(&e->removed, false);
 	if (!slot_valid(e, LUN_SLOT(lun))) {
 		log_critical("Lun 0x%X: the reader has %u slot(s)", (unsigned)lun, ccid_reader_slot_count(reader));
 		free(e);
@@ -97,8 +103,9 @@ struct ccid_reader *lun_release(uint32_t lun)
 	struct ccid_reader *to_close = NULL;
 
 	pthread_mutex_lock(&table_lock);
-	if (r < table_len && table[r] != NULL) {
-		table[r]->open_slots &= ~(1u << (LUN_SLOT(lun) & 31));
+	/* A slot that cannot have been opened must not clear another's bit. */
+	if (r < table_len && table[r] != NULL && slot_valid(table[r], LUN_SLOT(lun))) {
+		table[r]->open_slots &= ~(1u << LUN_SLOT(lun));
 		if (table[r]->open_slots == 0) {
 			to_close = table[r]->reader;
 			free(table[r]);

@@ -5,6 +5,7 @@
 #ifndef SMARTCRD_LUN_TABLE_H
 #define SMARTCRD_LUN_TABLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -13,7 +14,10 @@
 struct lun_entry {
 	struct ccid_reader *reader;
 	uint32_t open_slots;  /* bit per slot pcscd has opened */
-	bool removed;         /* pcscd said the device is gone (TAG_IFD_DEVICE_REMOVED) */
+	/* pcscd said the device is gone (TAG_IFD_DEVICE_REMOVED). Atomic: pcscd's
+	 * hotplug thread sets it without the reader lock that the threads reading
+	 * it hold. */
+	atomic_bool removed;
 };
 
 #define LUN_READER(lun) ((uint32_t)(lun) >> 16)

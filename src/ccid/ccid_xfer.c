@@ -162,8 +162,16 @@ static smc_status read_chunk(struct ccid_xfer *x, size_t have, uint64_t deadline
 		return SMC_ERR_TIMEOUT;
 	st = x->tp->ops->receive(x->tp, x->rx + have, x->rx_cap - have, got,
 				 read_timeout(deadline - now));
-	if (st != TP_OK)
-		return transport_error(x, st, "bulk IN");
+	if (st != TP_OK) {
+		smc_status err = transport_error(x, st, "bulk IN");
+
+		/* An I/O error or a stall can leave the rest of a message in the
+		 * reader; read it away now, or the next command would take it for the
+		 * start of its answer and fail too. */
+		if (err == SMC_ERR_COMM)
+			discard(x, SIZE_MAX);
+		return err;
+	}
 	if (*got > x->rx_cap - have) {
 		log_critical("transport reports %zu bytes read into %zu", *got, x->rx_cap - have);
 		return SMC_ERR_COMM;
@@ -250,16 +258,19 @@ static smc_status await_answer(struct ccid_xfer *x, const struct ccid_header *se
 		st = read_frame(x, deadline, &len);
 		if (st != SMC_OK)
 			return st;
+		/* read_frame checked the header, so a->hdr is filled even when the
+		 * rest of the message is malformed: a stale one is dropped like any
+		 * other stale answer, whatever its content. */
 		r = ccid_decode_answer(x->rx, len, a);
-		if (r != CCID_DECODE_OK) {
+		if (r != CCID_DECODE_OK && answers_sent(a, sent)) {
 			log_critical("malformed answer to %s: %s", ccid_msg_type_str(sent->bMessageType),
 				     ccid_decode_result_str(r));
 			return SMC_ERR_COMM;
 		}
 		if (!answers_sent(a, sent)) {
-			log_info("dropped %s for slot %u bSeq %u while waiting for slot %u bSeq %u (stale answer)",
+			log_info("dropped %s for slot %u bSeq %u while waiting for slot %u bSeq %u (stale answer%s)",
 				 ccid_msg_type_str(a->hdr.bMessageType), a->hdr.bSlot, a->hdr.bSeq,
-				 sent->bSlot, sent->bSeq);
+				 sent->bSlot, sent->bSeq, r != CCID_DECODE_OK ? ", malformed" : "");
 			if (++dropped > CCID_XFER_MAX_STALE) {
 				log_critical("%u answers to other commands in a row: giving up", dropped);
 				return SMC_ERR_COMM;
@@ -420,8 +431,10 @@ static smc_status transact_locked(struct ccid_xfer *x, const struct ccid_cmd *cm
 		abort_command(x, cmd.hdr.bSlot, cmd.hdr.bSeq);
 		return ccid_xfer_is_gone(x) ? SMC_ERR_NO_DEVICE : SMC_ERR_TIMEOUT;
 	}
+	/* The device may have vanished while a bad message was flushed: that is
+	 * what the caller must hear (pcscd then stops), not a communication error. */
 	if (st != SMC_OK)
-		return st;
+		return ccid_xfer_is_gone(x) ? SMC_ERR_NO_DEVICE : st;
 	st = check_answer_type(cmd.hdr.bMessageType, ans);
 	if (st != SMC_OK)
 		return st;

@@ -184,6 +184,19 @@ static void stale_bseq_is_dropped(void **state)
 	check_data(f->out, 4);
 }
 
+/* A stale answer is dropped whatever it holds, even an RFU bmICCStatus: it says
+ * nothing about the command that waits. */
+static void malformed_stale_answer_is_dropped(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_frame stale = { .type = 0x81, .status = 0x03, .seq_delta = -1 };
+
+	fake_rx_frame(f->d, &stale, 0, 0);
+	fake_rx_answer(f->d, 0x81, 0x00, 0, 0, NULL, 0);
+	assert_int_equal(slot_status(f, 0), SMC_OK);
+	assert_int_equal(fake_rx_pending(f->d), 0);
+}
+
 static void split_stale_answer_is_dropped_whole(void **state)
 {
 	struct fixture *f = *state;
@@ -461,6 +474,38 @@ static void io_error_is_comm_error(void **state)
 	assert_false(ccid_xfer_is_gone(&f->x));
 }
 
+/* After an I/O error in the middle of an answer the rest of it is still in the
+ * reader: it is read away at once, so that the next command gets its own answer
+ * instead of taking those bytes for a header. */
+static void io_error_mid_answer_is_drained_and_next_command_in_step(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t tail[20] = { 0x90, 0x00, 0x12, 0x34 };
+
+	fake_rx_status(f->d, TP_IO_ERROR);
+	fake_rx_bytes(f->d, tail, sizeof(tail));
+	assert_int_equal(slot_status(f, 0), SMC_ERR_COMM);
+	assert_int_equal(fake_rx_pending(f->d), 0);
+	fake_rx_answer(f->d, 0x81, 0x00, 0, 0, NULL, 0);
+	assert_int_equal(slot_status(f, 0), SMC_OK);
+	assert_int_equal(f->a.hdr.bSeq, 1);
+}
+
+/* The reader vanishes while a transfer that is no answer is flushed: the call
+ * says "no device" (pcscd then stops), not "communication error". */
+static void device_gone_while_flushing_garbage_is_no_device(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t garbage[10] = { 0x00, 0x05 };
+
+	fake_rx_bytes(f->d, garbage, sizeof(garbage));
+	fake_rx_status(f->d, TP_NO_DEVICE);
+	assert_int_equal(slot_status(f, 0), SMC_ERR_NO_DEVICE);
+	assert_true(ccid_xfer_is_gone(&f->x));
+	assert_int_equal(slot_status(f, 0), SMC_ERR_NO_DEVICE);
+	assert_int_equal(fake_sent_count(f->d), 1);
+}
+
 static void slot_status_answering_escape_means_not_supported(void **state)
 {
 	struct fixture *f = *state;
@@ -510,6 +555,7 @@ int main(void)
 		T(header_split_across_reads_is_reassembled),
 		T(trailing_bytes_after_an_answer_are_ignored),
 		T(stale_bseq_is_dropped),
+		T(malformed_stale_answer_is_dropped),
 		T(split_stale_answer_is_dropped_whole),
 		T(wrong_bslot_is_dropped),
 		T(endless_stale_answers_give_up),
@@ -531,6 +577,8 @@ int main(void)
 		T(no_device_on_send_marks_the_reader_gone),
 		T(no_device_during_abort_is_no_device),
 		T(io_error_is_comm_error),
+		T(io_error_mid_answer_is_drained_and_next_command_in_step),
+		T(device_gone_while_flushing_garbage_is_no_device),
 		T(slot_status_answering_escape_means_not_supported),
 		cmocka_unit_test(failed_answers_map_to_statuses),
 	};

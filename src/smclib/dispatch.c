@@ -132,8 +132,14 @@ static smc_status do_power(struct smc_ext *ext)
 	smc_card_caps_clear(&ext->card_caps);
 	ext->io.minor = power;
 	st = call_rdf(ext, RDF_CARD_POWER);
-	if (st != SMC_OK)
+	if (st != SMC_OK) {
+		/* The capabilities are gone: whatever the card was (SPECIFIC, say),
+		 * it is at best present and unpowered now, never "specific" with no
+		 * ATR behind it. The driver may already have said ABSENT. */
+		if (card_state(ext) > SMC_STATE_PRESENT)
+			ext->reader_caps.current_state = SMC_STATE_PRESENT;
 		return st;
+	}
 	if (power == SMC_POWER_DOWN) {
 		ext->reader_caps.current_state = SMC_STATE_PRESENT;
 		return SMC_OK;

@@ -279,6 +279,21 @@ static void power_failure_is_passed_up(void **state)
 	assert_int_equal(ext.reader_caps.current_state, SMC_STATE_PRESENT);
 }
 
+static void failed_reset_of_specific_card_leaves_it_present(void **state)
+{
+	size_t n;
+
+	(void)state;
+	power_up_card(atr_esteid, sizeof(atr_esteid));
+	assert_int_equal(set_protocol(SMC_PROTOCOL_T0), SMC_OK);
+	assert_int_equal(ext.reader_caps.current_state, SMC_STATE_SPECIFIC);
+	fake.power_st = SMC_ERR_TIMEOUT;
+	assert_int_equal(power(SMC_POWER_WARM), SMC_ERR_TIMEOUT);
+	/* No ATR behind it any more: not SPECIFIC, and transmit is refused as such. */
+	assert_int_equal(ext.reader_caps.current_state, SMC_STATE_PRESENT);
+	assert_int_equal(transmit(SMC_PROTOCOL_T0, 5, &n), SMC_ERR_INVALID_STATE);
+}
+
 static void power_rejects_unknown_minor(void **state)
 {
 	(void)state;
@@ -690,6 +705,7 @@ int main(void)
 		T(power_clears_card_caps_before_the_callback),
 		T(power_down_leaves_card_present),
 		T(power_failure_is_passed_up),
+		T(failed_reset_of_specific_card_leaves_it_present),
 		T(power_rejects_unknown_minor),
 		T(power_without_callback_is_not_supported),
 		T(set_protocol_on_absent_card_is_no_media),

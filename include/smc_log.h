@@ -36,10 +36,11 @@ void smc_log_dump(enum smc_log_level level, const char *what, const uint8_t *buf
 #define log_info(...) smc_log(SMC_LOG_INFO, __VA_ARGS__)
 #define log_comm(...) smc_log(SMC_LOG_COMM, __VA_ARGS__)
 #define log_periodic(...) smc_log(SMC_LOG_PERIODIC, __VA_ARGS__)
-#define log_hex(what, buf, len)                                     \
-	do {                                                        \
-		if (SMC_LOG_ENABLED(SMC_LOG_COMM))                   \
-			smc_log_dump(SMC_LOG_COMM, what, buf, len);  \
+#define log_hex_at(level, what, buf, len)                 \
+	do {                                              \
+		if (SMC_LOG_ENABLED(level))                \
+			smc_log_dump(level, what, buf, len); \
 	} while (0)
+#define log_hex(what, buf, len) log_hex_at(SMC_LOG_COMM, what, buf, len)
 
 #endif

@@ -212,7 +212,7 @@ static smc_status read_frame(struct ccid_xfer *x, uint64_t deadline, size_t *fra
 			log_comm("%zu of %zu bytes so far, reading on", have, total);
 			continue;
 		}
-		log_hex(ccid_msg_type_str(x->rx[0]), x->rx, total);
+		log_hex_at(x->dump_level, ccid_msg_type_str(x->rx[0]), x->rx, total);
 		if (have > total)
 			log_info("%zu bytes after the %zu-byte %s ignored", have - total, total,
 				 ccid_msg_type_str(x->rx[0]));
@@ -400,7 +400,7 @@ static smc_status send_command(struct ccid_xfer *x, const struct ccid_cmd *cmd)
 		log_critical("%s could not be encoded", ccid_msg_type_str(cmd->hdr.bMessageType));
 		return SMC_ERR_INVALID_PARAM;
 	}
-	log_hex(ccid_msg_type_str(cmd->hdr.bMessageType), x->tx, len);
+	log_hex_at(x->dump_level, ccid_msg_type_str(cmd->hdr.bMessageType), x->tx, len);
 	st = x->tp->ops->send(x->tp, x->tx, len, CCID_XFER_SEND_TIMEOUT_MS);
 	if (st == TP_OK)
 		return SMC_OK;
@@ -421,6 +421,10 @@ static smc_status transact_locked(struct ccid_xfer *x, const struct ccid_cmd *cm
 	if (!fits_reader(x, &cmd))
 		return SMC_ERR_INVALID_PARAM;
 	cmd.hdr.bSeq = x->seq++;
+	/* pcscd asks for the card's presence every few hundred milliseconds: those
+	 * exchanges belong to the periodic log level, not among the APDUs. */
+	x->dump_level = cmd.hdr.bMessageType == CCID_PC_TO_RDR_GET_SLOT_STATUS ? SMC_LOG_PERIODIC
+									       : SMC_LOG_COMM;
 	st = send_command(x, &cmd);
 	if (st == SMC_OK)
 		st = await_answer(x, &cmd.hdr, timeout_ms, ans);

@@ -16,6 +16,7 @@
 
 #include "ccid_msg.h"
 #include "ccid_transport.h"
+#include "smc_log.h"
 #include "smclib.h"
 
 /* Hard bound on one command, time extensions included: no answer after this long
@@ -51,6 +52,7 @@ struct ccid_xfer {
 	uint8_t *rx;                  /* rx_cap bytes, allocated once */
 	size_t rx_cap;
 	atomic_int gone;              /* a transfer answered TP_NO_DEVICE */
+	enum smc_log_level dump_level; /* of the current command's hex dumps */
 	ccid_clock_fn clock;
 	void *clock_ctx;
 };

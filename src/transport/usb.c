@@ -133,7 +133,6 @@ static tp_status usb_send(struct ccid_transport *tp, const uint8_t *buf, size_t 
 			     (const void *)buf, len);
 		return TP_INVALID;
 	}
-	log_hex("bulk OUT", buf, len);
 	for (;;) {
 		int done = 0;
 		/* libusb does not write to an OUT buffer; its prototype is not const. */
@@ -194,8 +193,7 @@ static tp_status usb_receive(struct ccid_transport *tp, uint8_t *buf, size_t cap
 	}
 	/* Data that arrived just before the timeout is data: hand it over. */
 	if (r == 0 || (r == LIBUSB_ERROR_TIMEOUT && done > 0)) {
-		*got = (size_t)done;
-		log_hex("bulk IN", buf, (size_t)done);
+		*got = (size_t)done; /* dumped by the CCID layer, as whole messages */
 		return TP_OK;
 	}
 	if (r == LIBUSB_ERROR_PIPE) {

@@ -10,6 +10,7 @@
 
 #include "ccid/ccid_xfer.h"
 #include "fake_transport.h"
+#include "log_capture.h"
 
 #define TIMEOUT_MS 3000u
 
@@ -110,6 +111,25 @@ static void answer_carries_the_commands_bseq_and_bseq_increments(void **state)
 	assert_int_equal(m[6], 1);
 	assert_int_equal(f->a.hdr.bSeq, 1);
 	assert_int_equal(fake_receive_calls(f->d), 2);
+}
+
+/* pcscd polls presence every few hundred ms: those dumps must not drown the
+ * APDUs at the communication level. */
+static void presence_polls_are_dumped_at_the_periodic_level(void **state)
+{
+	struct fixture *f = *state;
+	unsigned comm = log_capture_dumps(SMC_LOG_COMM);
+	unsigned periodic = log_capture_dumps(SMC_LOG_PERIODIC);
+
+	smc_log_mask |= SMC_LOG_COMM | SMC_LOG_PERIODIC;
+	fake_rx_answer(f->d, 0x81, 0x00, 0, 0, NULL, 0);
+	assert_int_equal(slot_status(f, 0), SMC_OK);
+	assert_int_equal(log_capture_dumps(SMC_LOG_COMM), comm);
+	assert_int_equal(log_capture_dumps(SMC_LOG_PERIODIC), periodic + 2);
+	answer_with_data(f->d, 4, 0);
+	assert_int_equal(xfr(f, apdu, sizeof(apdu), sizeof(f->out)), SMC_OK);
+	assert_int_equal(log_capture_dumps(SMC_LOG_COMM), comm + 2);
+	assert_int_equal(log_capture_dumps(SMC_LOG_PERIODIC), periodic + 2);
 }
 
 static void zero_length_reads_are_skipped(void **state)
@@ -549,6 +569,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(answer_carries_the_commands_bseq_and_bseq_increments),
+		T(presence_polls_are_dumped_at_the_periodic_level),
 		T(zero_length_reads_are_skipped),
 		T(endless_zero_length_reads_end_as_no_answer),
 		T(answer_split_across_reads_is_reassembled),

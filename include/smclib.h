@@ -205,7 +205,9 @@ smc_status smc_ext_init(struct smc_ext *ext);
 void smc_ext_destroy(struct smc_ext *ext);
 
 /* The dispatcher. Takes ext->lock around the callbacks. The caller fills ext->io
- * through the arguments below; the reply length comes back in *reply_len. */
+ * through the arguments below; the reply length comes back in *reply_len. On
+ * SMC_ERR_BUFFER_TOO_SMALL, *reply_len is the size that was needed (nothing was
+ * written past reply_cap), so a caller can ask again with a larger buffer. */
 smc_status smc_device_control(struct smc_ext *ext, enum smc_request req, uint32_t minor,
 			      const uint8_t *request, size_t request_len,
 			      uint8_t *reply, size_t reply_cap, size_t *reply_len);

@@ -864,7 +864,8 @@ static void reader_unplugged_mid_apdu_is_no_such_device_from_then_on(void **stat
 
 /* The reader sends a transfer that is no answer and vanishes while the driver
  * flushes it: the call that saw it go must also say NO_SUCH_DEVICE, as pcscd
- * then stops polling instead of reporting a communication error. */
+ * then stops polling instead of reporting a communication error (it once said
+ * IFD_COMMUNICATION_ERROR: found by this test, fixed in 01858d7). */
 static void reader_unplugged_while_flushing_garbage_is_no_such_device(void **state)
 {
 	(void)state;
@@ -1184,11 +1185,10 @@ static void luns_never_opened_are_errors_not_crashes(void **state)
 	free_reader(dev);
 }
 
-/* BUG, reported to the lead (src/lun_table.c, lun_release): the slot's bit is
- * 1u << (slot & 31) without checking slot < 32, so IFDHCloseChannel on Lun
- * 0x20020 (slot 32, never opened) clears slot 0's bit and closes reader 2 under
- * the application that uses Lun 0x20000. lun_lookup checks the slot; lun_release
- * must too. */
+/* IFDHCloseChannel on Lun 0x20020 (slot 32, never opened) must not touch reader
+ * 2: lun_release once took the slot's bit as 1u << (slot & 31), which cleared
+ * slot 0's bit and closed the reader under the application using Lun 0x20000
+ * (found by this test, fixed in 01858d7). */
 static void closing_never_opened_slot_32_leaves_slot_0_open(void **state)
 {
 	struct reader_dev *dev = new_reader(NULL);

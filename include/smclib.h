@@ -79,6 +79,9 @@ enum smc_tracking {
 	SMC_TRACK_REFRESH = 0,
 };
 
+/* The card state's name, for logs ("ABSENT", "SPECIFIC" ...). */
+const char *smc_state_str(enum smc_card_state state);
+
 /* ---- the extension --------------------------------------------------- */
 
 #define SMC_ATR_MAX 33

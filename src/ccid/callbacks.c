@@ -5,20 +5,6 @@
 #include "ccid_reader.h"
 #include "smc_log.h"
 
-static const char *state_str(enum smc_card_state st)
-{
-	switch (st) {
-	case SMC_STATE_UNKNOWN: return "UNKNOWN";
-	case SMC_STATE_ABSENT: return "ABSENT";
-	case SMC_STATE_PRESENT: return "PRESENT";
-	case SMC_STATE_SWALLOWED: return "SWALLOWED";
-	case SMC_STATE_POWERED: return "POWERED";
-	case SMC_STATE_NEGOTIABLE: return "NEGOTIABLE";
-	case SMC_STATE_SPECIFIC: return "SPECIFIC";
-	}
-	return "?";
-}
-
 static const struct ccid_descriptor *desc_of(struct smc_ext *ext)
 {
 	return &ccid_slot_of(ext)->reader->desc;
@@ -31,7 +17,8 @@ static void set_state(struct smc_ext *ext, enum smc_card_state next)
 
 	if (prev == next)
 		return;
-	log_info("slot %u: card %s -> %s", ccid_slot_of(ext)->index, state_str(prev), state_str(next));
+	log_info("slot %u: card %s -> %s", ccid_slot_of(ext)->index, smc_state_str(prev),
+		 smc_state_str(next));
 	if (next <= SMC_STATE_PRESENT)
 		smc_card_caps_clear(&ext->card_caps);
 	ext->reader_caps.current_state = next;

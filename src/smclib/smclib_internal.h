@@ -8,9 +8,7 @@
  * 4 MHz is what nearly every CCID reader uses by default). */
 #define SMC_DEFAULT_CLK_KHZ 4000u
 
-/* Words for logs. */
-const char *smc_state_str(enum smc_card_state state);
-/* "none", "T=0", "T=1", "T=0|T=1" (or "other" for unknown bits). */
+/* Words for logs: "none", "T=0", "T=1", "T=0|T=1" (or "other" for unknown bits). */
 const char *smc_protocol_str(uint32_t mask);
 
 /* Work out t0.wt_ms, t1.bwt_ms and t1.cwt_ms from Fi, Di, WI, BWI, CWI at clk_khz

@@ -1,0 +1,121 @@
+/* The card's profile keys (card-*), documented in sim/README.md. */
+#include <string.h>
+
+#include "profile_priv.h"
+
+/* ---- the card's keys (card-*) ---------------------------------------------- */
+
+/* "none" (-1) or a number in [0, max]. */
+static int set_optional(int *out, const char *v, int base, unsigned long max, const char **why)
+{
+	uint32_t n;
+
+	if (strcmp(v, "none") == 0) {
+		*out = -1;
+		return 0;
+	}
+	if (vrp_parse_u32(v, base, 0, max, &n, why) != 0)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+/* Fi and Di codes that ISO 7816-3 Tables 7 and 8 define (not RFU). */
+static int set_hist(struct vr_card_profile *c, const char *v, const char **why)
+{
+	size_t n = strlen(v);
+	uint8_t tmp[VR_HIST_MAX];
+
+	if (strcmp(v, "none") == 0) {
+		c->hist_len = 0;
+		return 0;
+	}
+	if (n % 2 != 0 || n / 2 > VR_HIST_MAX) {
+		*why = "card-historical is an even number of hex digits, at most 15 bytes";
+		return -1;
+	}
+	for (size_t i = 0; i < n / 2; i++) {
+		char byte[3] = { v[2 * i], v[2 * i + 1], '\0' };
+		uint32_t b;
+
+		if (vrp_parse_u32(byte, 16, 0, 0xFF, &b, why) != 0)
+			return -1;
+		tmp[i] = (uint8_t)b;
+	}
+	memcpy(c->hist, tmp, n / 2);
+	c->hist_len = (unsigned)(n / 2);
+	return 0;
+}
+
+static int set_card_protocols(struct vr_card_profile *c, const char *v, const char **why)
+{
+	uint32_t b;
+
+	if (vrp_set_protocols(&b, v, why) != 0)
+		return -1;
+	c->t0 = (b & 1) != 0;
+	c->t1 = (b & 2) != 0;
+	return 0;
+}
+
+int vrp_set_card_key(struct vr_card_profile *c, const char *k, const char *v, const char **why)
+{
+	if (strcmp(k, "card") == 0)
+		return vrp_parse_bool(v, &c->present, why);
+	if (strcmp(k, "card-protocols") == 0)
+		return set_card_protocols(c, v, why);
+	if (strcmp(k, "card-ta1") == 0) {
+		int ta1;
+
+		if (set_optional(&ta1, v, 16, 0xFF, why) != 0 || vrp_check_fidi(ta1, why) != 0)
+			return -1;
+		c->ta1 = ta1;
+		return 0;
+	}
+	if (strcmp(k, "card-tc1") == 0)
+		return set_optional(&c->tc1, v, 0, 0xFF, why);
+	if (strcmp(k, "card-wi") == 0) {
+		int wi;
+
+		if (set_optional(&wi, v, 0, 0xFF, why) != 0)
+			return -1;
+		if (wi == 0) {
+			*why = "card-wi 0 is reserved (ISO 7816-3 10.2)";
+			return -1;
+		}
+		c->wi = wi;
+		return 0;
+	}
+	if (strcmp(k, "card-ta2") == 0)
+		return set_optional(&c->ta2, v, 16, 0xFF, why);
+	if (strcmp(k, "card-ifsc") == 0)
+		return vrp_set_u8(&c->ifsc, v, 1, 254, why);
+	if (strcmp(k, "card-bwi") == 0)
+		return vrp_set_u8(&c->bwi, v, 0, 9, why);
+	if (strcmp(k, "card-cwi") == 0)
+		return vrp_set_u8(&c->cwi, v, 0, 15, why);
+	if (strcmp(k, "card-edc") == 0) {
+		if (strcmp(v, "lrc") != 0 && strcmp(v, "crc") != 0) {
+			*why = "card-edc is lrc or crc";
+			return -1;
+		}
+		c->crc = v[0] == 'c';
+		return 0;
+	}
+	if (strcmp(k, "card-convention") == 0) {
+		if (strcmp(v, "direct") != 0 && strcmp(v, "inverse") != 0) {
+			*why = "card-convention is direct or inverse";
+			return -1;
+		}
+		c->inverse = v[0] == 'i';
+		return 0;
+	}
+	if (strcmp(k, "card-historical") == 0)
+		return set_hist(c, v, why);
+	if (strcmp(k, "card-pin") == 0)
+		return vrp_parse_pin(c->pin, v, why);
+	if (strcmp(k, "card-voltages") == 0)
+		return vrp_set_voltages(&c->voltages, v, why);
+	return 1;
+}
+

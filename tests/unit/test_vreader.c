@@ -1,0 +1,1444 @@
+/* The virtual CCID reader (sim/): first on its own, message by message, then
+ * with the driver from src/ (ccid_reader_open + smc_device_control) in front of
+ * it through the in-process transport, at short APDU, extended APDU and TPDU
+ * (T=0) levels, running the test applet with data checked byte by byte. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ccid.h"
+#include "inproc.h"
+#include "smc_log.h"
+#include "vcard.h"
+#include "vreader.h"
+
+/* ---- direct access: one message in, its answers out ------------------------- */
+
+#define BUF 70000
+
+static uint8_t ans[BUF];
+
+static void msg(struct vreader *vr, uint8_t type, uint8_t slot, uint8_t seq, uint8_t b7, uint8_t b8,
+		uint8_t b9, const uint8_t *data, size_t len)
+{
+	static uint8_t m[BUF];
+
+	m[0] = type;
+	m[1] = (uint8_t)len;
+	m[2] = (uint8_t)(len >> 8);
+	m[3] = (uint8_t)(len >> 16);
+	m[4] = (uint8_t)(len >> 24);
+	m[5] = slot;
+	m[6] = seq;
+	m[7] = b7;
+	m[8] = b8;
+	m[9] = b9;
+	if (len)
+		memcpy(m + 10, data, len);
+	vr_bulk_out(vr, m, 10 + len);
+}
+
+/* The next answer: its length, with the header checked against what is asked. */
+static size_t expect(struct vreader *vr, uint8_t type, uint8_t slot, uint8_t seq, uint8_t status,
+		     uint8_t error)
+{
+	size_t n = vr_bulk_in(vr, ans, sizeof(ans));
+
+	assert_true(n >= 10);
+	assert_int_equal(ans[0], type);
+	assert_int_equal(ans[5], slot);
+	assert_int_equal(ans[6], seq);
+	assert_int_equal(ans[7], status);
+	assert_int_equal(ans[8], error);
+	assert_int_equal((size_t)ans[1] | (size_t)ans[2] << 8 | (size_t)ans[3] << 16, n - 10);
+	return n - 10;
+}
+
+static struct vreader *new_reader(const char *level)
+{
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+
+	vr_profile_defaults(&p);
+	if (level)
+		assert_int_equal(vr_profile_set(&p, "level", level, &why), 0);
+	vr = vr_new(&p);
+	assert_non_null(vr);
+	return vr;
+}
+
+static void power_up(struct vreader *vr)
+{
+	msg(vr, 0x62, 0, 1, 0, 0, 0, NULL, 0);
+	expect(vr, 0x80, 0, 1, 0x00, 0);
+}
+
+/* ---- profile and descriptor ----------------------------------------------------- */
+
+static uint32_t le32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void descriptor_of_default_profile_field_by_field(void **state)
+{
+	struct vr_profile p;
+	uint8_t d[VR_CLASS_DESC_LEN];
+
+	(void)state;
+	vr_profile_defaults(&p);
+	vr_class_descriptor(&p, d);
+	assert_int_equal(d[0], 54);                 /* bLength */
+	assert_int_equal(d[1], 0x21);               /* bDescriptorType */
+	assert_int_equal(d[2] | d[3] << 8, 0x0110); /* bcdCCID */
+	assert_int_equal(d[4], 0);                  /* bMaxSlotIndex */
+	assert_int_equal(d[5], 0x07);               /* bVoltageSupport */
+	assert_int_equal(le32(d + 6), 3);           /* dwProtocols */
+	assert_int_equal(le32(d + 10), 4000);       /* dwDefaultClock */
+	assert_int_equal(le32(d + 14), 12000);      /* dwMaximumClock */
+	assert_int_equal(d[18], 0);                 /* bNumClockSupported */
+	assert_int_equal(le32(d + 19), 10752);      /* dwDataRate */
+	assert_int_equal(le32(d + 23), 412903);     /* dwMaxDataRate */
+	assert_int_equal(d[27], 0);                 /* bNumDataRatesSupported */
+	assert_int_equal(le32(d + 28), 254);        /* dwMaxIFSD */
+	assert_int_equal(le32(d + 32), 0);          /* dwSynchProtocols */
+	assert_int_equal(le32(d + 36), 0);          /* dwMechanical */
+	assert_int_equal(le32(d + 40), 0x000204BA); /* dwFeatures: auto bits + short APDU */
+	assert_int_equal(le32(d + 44), 271);        /* dwMaxCCIDMessageLength */
+	assert_int_equal(d[48], 0xFF);              /* bClassGetResponse */
+	assert_int_equal(d[49], 0xFF);              /* bClassEnvelope */
+	assert_int_equal(d[50] | d[51] << 8, 0);    /* wLcdLayout */
+	assert_int_equal(d[52], 0);                 /* bPINSupport */
+	assert_int_equal(d[53], 1);                 /* bMaxCCIDBusySlots */
+}
+
+static void descriptor_follows_profile_settings(void **state)
+{
+	static const char *const kv[][2] = {
+		{ "level", "extended" }, { "slots", "3" }, { "busy-slots", "2" },
+		{ "features", "100002" }, { "lcd", "2x16" }, { "pin-support", "verify,modify" },
+		{ "mechanical", "eject,lock" }, { "clocks", "4000,8000" }, { "rates", "10752" },
+		{ "voltages", "3,1.8" }, { "protocols", "t1" }, { "max-message", "65554" },
+	};
+	struct vr_profile p;
+	uint8_t d[VR_CLASS_DESC_LEN];
+	const char *why;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+		assert_int_equal(vr_profile_set(&p, kv[i][0], kv[i][1], &why), 0);
+	assert_int_equal(vr_profile_check(&p, &why), 0);
+	vr_class_descriptor(&p, d);
+	assert_int_equal(d[4], 2);
+	assert_int_equal(d[5], 0x06);
+	assert_int_equal(le32(d + 6), 2);
+	assert_int_equal(d[18], 2);
+	assert_int_equal(d[27], 1);
+	assert_int_equal(le32(d + 36), 0x0A);
+	assert_int_equal(le32(d + 40), 0x00140002);
+	assert_int_equal(le32(d + 44), 65554);
+	assert_int_equal(d[50] | d[51] << 8, 0x0210);
+	assert_int_equal(d[52], 3);
+	assert_int_equal(d[53], 2);
+}
+
+static void profile_refuses_bad_values_with_a_reason(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "level", "apdu" }, { "slots", "5" }, { "slots", "0" }, { "features", "20000" },
+		{ "max-message", "100" }, { "voltages", "12" }, { "protocols", "t2" },
+		{ "lcd", "2y16" }, { "vid", "12345" }, { "interrupt", "maybe" }, { "speed", "super" },
+		{ "card-ta1", "78" }, { "card-pin", "12a4" }, { "card-historical", "123" },
+		{ "nosuchkey", "1" }, { "clocks", "1,2,x" }, { "card-wi", "0" },
+	};
+	struct vr_profile p;
+	const char *why;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		assert_int_equal(vr_profile_set(&p, bad[i][0], bad[i][1], &why), -1);
+		assert_non_null(why);
+	}
+	assert_int_equal(vr_profile_set(&p, "slots", "2", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "busy-slots", "3", &why), 0);
+	assert_int_equal(vr_profile_check(&p, &why), -1);
+	assert_null(vr_new(&p));
+}
+
+/* ---- the card's ATR -------------------------------------------------------------- */
+
+static const uint8_t default_atr[] = { 0x3B, 0x97, 0x96, 0x80, 0x31, 0xFE, 0x45, 'v', 'i', 'r',
+				       't', 'u', 'a', 'l', 0x6A };
+
+static void default_card_atr_offers_t0_and_t1_with_tck(void **state)
+{
+	struct vreader *vr = new_reader(NULL);
+	uint8_t tck = 0;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 1; i < sizeof(default_atr) - 1; i++)
+		tck ^= default_atr[i];
+	assert_int_equal(tck, default_atr[sizeof(default_atr) - 1]);
+	msg(vr, 0x62, 0, 7, 0, 0, 0, NULL, 0);
+	n = expect(vr, 0x80, 0, 7, 0x00, 0);
+	assert_int_equal(n, sizeof(default_atr));
+	assert_memory_equal(ans + 10, default_atr, n);
+	vr_free(vr);
+}
+
+static void t0_only_card_atr_has_tc2_and_no_tck(void **state)
+{
+	static const uint8_t want[] = { 0x3F, 0xD0, 0x11, 0x05, 0x50, 0x10, 0x20 };
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+	size_t n;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "card-protocols", "t0", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-ta1", "11", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-tc1", "5", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-wi", "32", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-ta2", "10", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-convention", "inverse", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-historical", "none", &why), 0);
+	vr = vr_new(&p);
+	assert_non_null(vr);
+	msg(vr, 0x62, 0, 1, 0, 0, 0, NULL, 0);
+	n = expect(vr, 0x80, 0, 1, 0x00, 0);
+	assert_int_equal(n, sizeof(want));
+	assert_memory_equal(ans + 10, want, n);
+	vr_free(vr);
+}
+
+/* ---- headers and message types ---------------------------------------------------- */
+
+static void unknown_message_answers_command_not_supported(void **state)
+{
+	struct vreader *vr = new_reader(NULL);
+
+	(void)state;
+	msg(vr, 0x99, 0, 4, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 4, 0x41, 0x00);
+	vr_free(vr);
+}
+
+static void bad_slot_answers_error_5(void **state)
+{
+	struct vreader *vr = new_reader(NULL);
+
+	(void)state;
+	msg(vr, 0x65, 1, 9, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 1, 9, 0x42, 5);
+	vr_free(vr);
+}
+
+static void dwlength_mismatch_answers_error_1(void **state)
+{
+	struct vreader *vr = new_reader(NULL);
+	uint8_t m[12] = { 0x6F, 5, 0, 0, 0, 0, 3, 0, 0, 0, 0x00, 0xA4 };
+
+	(void)state;
+	vr_bulk_out(vr, m, sizeof(m));
+	expect(vr, 0x80, 0, 3, 0x41, 1);
+	vr_free(vr);
+}
+
+static void every_message_gets_its_answer_type(void **state)
+{
+	static const uint8_t pairs[][2] = {
+		{ 0x62, 0x80 }, { 0x65, 0x81 }, { 0x6C, 0x82 }, { 0x6D, 0x82 }, { 0x6B, 0x83 },
+		{ 0x6E, 0x81 }, { 0x6A, 0x81 }, { 0x69, 0x80 }, { 0x71, 0x81 }, { 0x72, 0x81 },
+		{ 0x73, 0x84 }, { 0x6F, 0x80 }, { 0x61, 0x82 }, { 0x63, 0x81 },
+	};
+	struct vreader *vr = new_reader(NULL);
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		msg(vr, pairs[i][0], 0, (uint8_t)i, 0, 0, 0, NULL, 0);
+		assert_true(vr_bulk_in(vr, ans, sizeof(ans)) >= 10);
+		assert_int_equal(ans[0], pairs[i][1]);
+		assert_int_equal(ans[6], i);
+	}
+	vr_free(vr);
+}
+
+static void icc_status_tracks_power_and_removal(void **state)
+{
+	struct vreader *vr = new_reader(NULL);
+
+	(void)state;
+	msg(vr, 0x65, 0, 1, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 1, 0x01, 0);      /* present, inactive */
+	power_up(vr);
+	msg(vr, 0x65, 0, 2, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 2, 0x00, 0);      /* present, active */
+	vr_remove_card(vr, 0);
+	msg(vr, 0x65, 0, 3, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 3, 0x02, 0);      /* absent */
+	msg(vr, 0x62, 0, 4, 0, 0, 0, NULL, 0);
+	expect(vr, 0x80, 0, 4, 0x42, 0xFE);   /* no card: ICC mute */
+	vr_insert_card(vr, 0);
+	msg(vr, 0x6F, 0, 5, 0, 0, 0, (const uint8_t *)"\x80\x30\x00\x00", 4);
+	expect(vr, 0x80, 0, 5, 0x41, 0xFE);   /* inactive card: mute */
+	vr_free(vr);
+}
+
+static void power_on_at_a_voltage_the_card_refuses_is_mute(void **state)
+{
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "card-voltages", "5", &why), 0);
+	vr = vr_new(&p);
+	msg(vr, 0x62, 0, 1, 3, 0, 0, NULL, 0); /* 1.8 V */
+	expect(vr, 0x80, 0, 1, 0x41, 0xFE);
+	msg(vr, 0x62, 0, 2, 4, 0, 0, NULL, 0); /* no such bPowerSelect */
+	expect(vr, 0x80, 0, 2, 0x41, 7);
+	msg(vr, 0x62, 0, 3, 0, 0, 0, NULL, 0); /* automatic: finds 5 V */
+	expect(vr, 0x80, 0, 3, 0x00, 0);
+	vr_free(vr);
+}
+
+static void set_parameters_checks_each_field(void **state)
+{
+	static const uint8_t good_t1[7] = { 0x96, 0x10, 0x00, 0x45, 0x00, 0xFE, 0x00 };
+	uint8_t bad[7];
+	struct vreader *vr = new_reader(NULL);
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	msg(vr, 0x61, 0, 2, 1, 0, 0, good_t1, 7);
+	n = expect(vr, 0x82, 0, 2, 0x00, 0);
+	assert_int_equal(n, 7);
+	assert_int_equal(ans[9], 1);
+	assert_memory_equal(ans + 10, good_t1, 7);
+	memcpy(bad, good_t1, 7);
+	bad[0] = 0x70; /* Fi RFU */
+	msg(vr, 0x61, 0, 3, 1, 0, 0, bad, 7);
+	expect(vr, 0x82, 0, 3, 0x40, 10);
+	memcpy(bad, good_t1, 7);
+	bad[5] = 0xFF; /* IFSC */
+	msg(vr, 0x61, 0, 4, 1, 0, 0, bad, 7);
+	expect(vr, 0x82, 0, 4, 0x40, 15);
+	msg(vr, 0x61, 0, 5, 2, 0, 0, good_t1, 7); /* bProtocolNum */
+	expect(vr, 0x82, 0, 5, 0x40, 7);
+	msg(vr, 0x61, 0, 6, 0, 0, 0, good_t1, 7); /* T=0 takes 5 bytes */
+	expect(vr, 0x82, 0, 6, 0x40, 1);
+	msg(vr, 0x6C, 0, 7, 0, 0, 0, NULL, 0);    /* still the good T=1 ones */
+	n = expect(vr, 0x82, 0, 7, 0x00, 0);
+	assert_memory_equal(ans + 10, good_t1, n);
+	msg(vr, 0x6D, 0, 8, 0, 0, 0, NULL, 0);    /* reset: T=0 defaults, TA1 (auto PPS) */
+	n = expect(vr, 0x82, 0, 8, 0x00, 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(ans[9], 0);
+	assert_int_equal(ans[10], 0x96);
+	assert_int_equal(ans[13], 10);
+	vr_free(vr);
+}
+
+static void escape_echoes_and_rate_clock_picks_supported_values(void **state)
+{
+	static const uint8_t e[] = { 1, 2, 3 };
+	static const uint8_t rc[8] = { 0x40, 0x1F, 0, 0, 0x00, 0x2A, 0, 0 }; /* 8000 kHz, 10752 bps */
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+	size_t n;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "clocks", "4000,6000", &why), 0);
+	vr = vr_new(&p);
+	msg(vr, 0x6B, 0, 1, 0, 0, 0, e, 3);
+	n = expect(vr, 0x83, 0, 1, 0x01, 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(ans + 10, e, 3);
+	msg(vr, 0x73, 0, 2, 0, 0, 0, rc, 8);
+	n = expect(vr, 0x84, 0, 2, 0x01, 0);
+	assert_int_equal(n, 8);
+	assert_int_equal(le32(ans + 10), 6000);
+	assert_int_equal(le32(ans + 14), 10752);
+	msg(vr, 0x73, 0, 3, 0, 0, 0, rc, 4);
+	expect(vr, 0x84, 0, 3, 0x41, 1);
+	vr_free(vr);
+}
+
+static void slot_busy_while_an_answer_waits(void **state)
+{
+	struct vreader *vr = new_reader(NULL);
+
+	(void)state;
+	msg(vr, 0x65, 0, 1, 0, 0, 0, NULL, 0);
+	msg(vr, 0x65, 0, 2, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 1, 0x01, 0);
+	expect(vr, 0x81, 0, 2, 0x41, 0xE0);
+	vr_free(vr);
+}
+
+/* ---- class requests and interrupt messages ------------------------------------------ */
+
+static void class_requests_abort_and_lists(void **state)
+{
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+	uint8_t d[64];
+
+	(void)state;
+	vr_profile_defaults(&p);
+	vr = vr_new(&p);
+	assert_int_equal(vr_control(vr, 0xA1, 0x02, 0, d, sizeof(d)), -1); /* empty list: stall */
+	assert_int_equal(vr_control(vr, 0xA1, 0x03, 0, d, sizeof(d)), -1);
+	assert_int_equal(vr_control(vr, 0x21, 0x01, 0x0500, NULL, 0), 0);  /* ABORT slot 0 seq 5 */
+	assert_int_equal(vr_control(vr, 0x21, 0x01, 0x0501, NULL, 0), -1); /* no slot 1 */
+	assert_int_equal(vr_control(vr, 0x21, 0x09, 0, NULL, 0), -1);
+	msg(vr, 0x72, 0, 5, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 5, 0x01, 0);
+	vr_free(vr);
+
+	assert_int_equal(vr_profile_set(&p, "clocks", "4000,8000", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "rates", "10752,21505,43010", &why), 0);
+	vr = vr_new(&p);
+	assert_int_equal(vr_control(vr, 0xA1, 0x02, 0, d, sizeof(d)), 8);
+	assert_int_equal(le32(d), 4000);
+	assert_int_equal(le32(d + 4), 8000);
+	assert_int_equal(vr_control(vr, 0xA1, 0x03, 0, d, sizeof(d)), 12);
+	assert_int_equal(le32(d + 8), 43010);
+	assert_int_equal(vr_control(vr, 0xA1, 0x03, 0, d, 4), 4);
+	vr_free(vr);
+}
+
+static void notify_slot_change_at_start_and_on_events(void **state)
+{
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+	uint8_t m[8];
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "slots", "2", &why), 0);
+	vr = vr_new(&p);
+	assert_int_equal(vr_interrupt_in(vr, m, sizeof(m)), 2);
+	assert_int_equal(m[0], 0x50);
+	assert_int_equal(m[1], 0x0F);          /* both present, both changed */
+	assert_int_equal(vr_interrupt_in(vr, m, sizeof(m)), 0);
+	vr_remove_card(vr, 1);
+	assert_int_equal(vr_interrupt_in(vr, m, sizeof(m)), 2);
+	assert_int_equal(m[1], 0x09);          /* slot 0 present; slot 1 absent, changed */
+	assert_false(vr_card_present(vr, 1));
+	vr_insert_card(vr, 1);
+	assert_int_equal(vr_interrupt_in(vr, m, sizeof(m)), 2);
+	assert_int_equal(m[1], 0x0D);
+	msg(vr, 0x65, 1, 0x33, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 1, 0x33, 0x01, 0);
+	vr_hardware_error(vr, 1, 1);
+	assert_int_equal(vr_interrupt_in(vr, m, sizeof(m)), 4);
+	assert_memory_equal(m, "\x51\x01\x33\x01", 4);
+	vr_free(vr);
+}
+
+/* ---- XfrBlock, directly -------------------------------------------------------------- */
+
+static void tpdu_t0_case4_answers_61xx_then_get_response(void **state)
+{
+	static const uint8_t cmd[] = { 0x80, 0x36, 0x00, 0x20, 0x01, 0xAA };
+	static const uint8_t get[] = { 0x80, 0xC0, 0x00, 0x00, 0x20 };
+	static const uint8_t get_short[] = { 0x80, 0xC0, 0x00, 0x00, 0x30 };
+	struct vreader *vr = new_reader("tpdu");
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	msg(vr, 0x6F, 0, 2, 0, 0, 0, cmd, sizeof(cmd));
+	n = expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_int_equal(n, 2);
+	assert_memory_equal(ans + 10, "\x61\x20", 2);
+	msg(vr, 0x6F, 0, 3, 0, 0, 0, get_short, sizeof(get_short)); /* too long: 6C 20 */
+	n = expect(vr, 0x80, 0, 3, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x6C\x20", 2);
+	msg(vr, 0x6F, 0, 4, 0, 0, 0, get, sizeof(get));
+	n = expect(vr, 0x80, 0, 4, 0x00, 0);
+	assert_int_equal(n, 0x22);
+	for (size_t i = 0; i < 0x20; i++)
+		assert_int_equal(ans[10 + i], i);
+	assert_memory_equal(ans + 10 + 0x20, "\x90\x00", 2);
+	vr_free(vr);
+}
+
+static void time_taking_command_sends_time_extensions_first(void **state)
+{
+	static const uint8_t cmd[] = { 0x80, 0x38, 0x00, 0x03 };
+	struct vreader *vr = new_reader(NULL);
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	msg(vr, 0x6F, 0, 2, 0, 0, 0, cmd, sizeof(cmd));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(expect(vr, 0x80, 0, 2, 0x80, 1), 0);
+	n = expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_int_equal(n, 2);
+	assert_memory_equal(ans + 10, "\x90\x00", 2);
+	vr_free(vr);
+}
+
+static void extended_level_chains_both_ways(void **state)
+{
+	static uint8_t apdu[7 + 600];
+	static const uint8_t fill[] = { 0x80, 0x00, 0x04, 0x5A, 0x00, 0x02, 0x00 }; /* 512 bytes */
+	struct vreader *vr = new_reader("extended");
+	size_t n, total = 0;
+
+	(void)state;
+	power_up(vr);
+	/* 80 12 01 80 00 02 58 + 600 bytes in three parts */
+	memcpy(apdu, "\x80\x12\x01\x80\x00\x02\x58", 7);
+	msg(vr, 0x6F, 0, 2, 0, 0x01, 0x00, apdu, 261);
+	expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_int_equal(ans[9], 0x10);
+	msg(vr, 0x6F, 0, 3, 0, 0x03, 0x00, apdu + 261, 261);
+	expect(vr, 0x80, 0, 3, 0x00, 0);
+	assert_int_equal(ans[9], 0x10);
+	msg(vr, 0x6F, 0, 4, 0, 0x02, 0x00, apdu + 522, sizeof(apdu) - 522);
+	n = expect(vr, 0x80, 0, 4, 0x00, 0);
+	assert_int_equal(ans[9], 0x00);
+	assert_memory_equal(ans + 10, "\x90\x00", n);
+	/* 512 + 2 bytes back in parts of at most 261 */
+	msg(vr, 0x6F, 0, 5, 0, 0, 0, fill, sizeof(fill));
+	n = expect(vr, 0x80, 0, 5, 0x00, 0);
+	assert_int_equal(ans[9], 0x01);
+	assert_int_equal(n, 261);
+	total += n;
+	msg(vr, 0x6F, 0, 6, 0, 0x10, 0x00, NULL, 0);
+	n = expect(vr, 0x80, 0, 6, 0x00, 0);
+	assert_int_equal(ans[9], 0x02);
+	total += n;
+	assert_int_equal(total, 514);
+	assert_memory_equal(ans + 10 + n - 2, "\x90\x00", 2);
+	msg(vr, 0x6F, 0, 7, 0, 0x10, 0x00, NULL, 0); /* nothing left */
+	expect(vr, 0x80, 0, 7, 0x40, 8);
+	vr_free(vr);
+}
+
+static void short_level_refuses_extended_apdu(void **state)
+{
+	static const uint8_t cmd[] = { 0x80, 0x00, 0x04, 0x01, 0x00, 0x01, 0x00 };
+	struct vreader *vr = new_reader(NULL);
+
+	(void)state;
+	power_up(vr);
+	msg(vr, 0x6F, 0, 2, 0, 0, 0, cmd, sizeof(cmd));
+	expect(vr, 0x80, 0, 2, 0x40, 10);
+	vr_free(vr);
+}
+
+static void applet_answers_pin_and_errors(void **state)
+{
+	static const uint8_t verify_bad[] = { 0x00, 0x20, 0x00, 0x80, 0x08, '9', '9', '9', '9',
+					      0xFF, 0xFF, 0xFF, 0xFF };
+	static const uint8_t verify_ok[] = { 0x00, 0x20, 0x00, 0x80, 0x08, '1', '2', '3', '4',
+					     0xFF, 0xFF, 0xFF, 0xFF };
+	static const uint8_t change[] = { 0x00, 0x24, 0x00, 0x80, 0x10, '1', '2', '3', '4', 0xFF, 0xFF,
+					  0xFF, 0xFF, '5', '6', '7', '8', '9', 0xFF, 0xFF, 0xFF };
+	static const struct {
+		const uint8_t *apdu;
+		size_t len;
+		uint16_t sw;
+	} cases[] = {
+		{ verify_bad, sizeof(verify_bad), 0x63C2 },
+		{ verify_ok, sizeof(verify_ok), 0x9000 },
+		{ change, sizeof(change), 0x9000 },
+		{ verify_ok, sizeof(verify_ok), 0x63C2 },
+		{ (const uint8_t *)"\x80\x99\x00\x00", 4, 0x6D00 },
+		{ (const uint8_t *)"\x90\x30\x00\x00", 4, 0x6E00 },
+		{ (const uint8_t *)"\x80\x32\x00\x00\x03\x00\x01\x03", 8, 0x6A80 },
+		{ (const uint8_t *)"\x00\xA4\x04\x00\x06\xA0\x00\x00\x00\x18\xFF", 11, 0x9000 },
+		{ (const uint8_t *)"\x00\xA4\x04\x00\x06\xA0\x00\x00\x00\x18\xFE", 11, 0x6A82 },
+		{ (const uint8_t *)"\x80\x34\x00\x10\x08", 5, 0x6C10 },
+	};
+	struct vreader *vr = new_reader(NULL);
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		msg(vr, 0x6F, 0, (uint8_t)i, 0, 0, 0, cases[i].apdu, cases[i].len);
+		n = expect(vr, 0x80, 0, (uint8_t)i, 0x00, 0);
+		assert_int_equal(n, 2);
+		assert_int_equal(ans[10] << 8 | ans[11], cases[i].sw);
+	}
+	vr_free(vr);
+}
+
+static void tpdu_pps_is_echoed_when_the_card_takes_it(void **state)
+{
+	static const uint8_t pps_t0[] = { 0xFF, 0x10, 0x96, 0x79 };
+	static const uint8_t pps_t1[] = { 0xFF, 0x11, 0x96, 0x78 };
+	static const uint8_t pps_bad_pck[] = { 0xFF, 0x11, 0x96, 0x77 };
+	static const uint8_t pps_bad_fidi[] = { 0xFF, 0x10, 0x97, 0x78 };
+	struct vreader *vr = new_reader("tpdu");
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	msg(vr, 0x6F, 0, 2, 0, 0, 0, pps_t1, sizeof(pps_t1));
+	n = expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_int_equal(n, sizeof(pps_t1));
+	assert_memory_equal(ans + 10, pps_t1, n);
+	msg(vr, 0x6C, 0, 3, 0, 0, 0, NULL, 0);
+	n = expect(vr, 0x82, 0, 3, 0x00, 0);
+	assert_int_equal(n, 7);
+	assert_int_equal(ans[9], 1);
+	assert_int_equal(ans[10], 0x96);
+	/* only right after the ATR: the slot now runs T=1 and takes it for a
+	 * malformed block (R-block, N(R) 0, "other error") */
+	msg(vr, 0x6F, 0, 4, 0, 0, 0, pps_t0, sizeof(pps_t0));
+	n = expect(vr, 0x80, 0, 4, 0x00, 0);
+	assert_int_equal(n, 4);
+	assert_memory_equal(ans + 10, "\x00\x82\x00\x82", 4);
+	power_up(vr);
+	msg(vr, 0x6F, 0, 5, 0, 0, 0, pps_bad_pck, sizeof(pps_bad_pck));
+	expect(vr, 0x80, 0, 5, 0x40, 0xFE);
+	power_up(vr);
+	msg(vr, 0x6F, 0, 6, 0, 0, 0, pps_bad_fidi, sizeof(pps_bad_fidi));
+	expect(vr, 0x80, 0, 6, 0x40, 0xFE);
+	power_up(vr);
+	msg(vr, 0x6F, 0, 7, 0, 0, 0, pps_t0, sizeof(pps_t0));
+	n = expect(vr, 0x80, 0, 7, 0x00, 0);
+	assert_memory_equal(ans + 10, pps_t0, n);
+	msg(vr, 0x6F, 0, 8, 0, 0, 0, pps_t0, sizeof(pps_t0));
+	n = expect(vr, 0x80, 0, 8, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x67\x00", n); /* a 4-byte TPDU is malformed */
+	vr_free(vr);
+}
+
+/* ---- T=1 at TPDU level: the card's side of the block protocol ------------------ */
+
+static int t1_crc;
+
+/* Send one block (NAD 0) in an XfrBlock; the card's block is at ans + 10. */
+static size_t t1_send(struct vreader *vr, uint8_t seq, uint8_t pcb, const uint8_t *inf, size_t len)
+{
+	uint8_t b[3 + 254 + 2];
+	size_t n = 3 + len;
+
+	b[0] = 0;
+	b[1] = pcb;
+	b[2] = (uint8_t)len;
+	if (len)
+		memcpy(b + 3, inf, len);
+	if (t1_crc) {
+		uint16_t crc = vcard_t1_crc(b, n);
+
+		b[n++] = (uint8_t)(crc >> 8);
+		b[n++] = (uint8_t)crc;
+	} else {
+		uint8_t x = 0;
+
+		for (size_t i = 0; i < n; i++)
+			x ^= b[i];
+		b[n++] = x;
+	}
+	msg(vr, 0x6F, 0, seq, 0, 0, 0, b, n);
+	return expect(vr, 0x80, 0, seq, 0x00, 0);
+}
+
+/* The card's block must have this PCB and INF. */
+static void t1_expect(size_t n, uint8_t pcb, const uint8_t *inf, size_t len)
+{
+	assert_int_equal(n, 3 + len + (t1_crc ? 2 : 1));
+	assert_int_equal(ans[10], 0);
+	assert_int_equal(ans[11], pcb);
+	assert_int_equal(ans[12], len);
+	if (len)
+		assert_memory_equal(ans + 13, inf, len);
+}
+
+static struct vreader *t1_reader(const char *edc, const char *features)
+{
+	static const uint8_t pps_t1[] = { 0xFF, 0x11, 0x96, 0x78 };
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "level", "tpdu", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-edc", edc, &why), 0);
+	assert_int_equal(vr_profile_set(&p, "features", features, &why), 0);
+	vr = vr_new(&p);
+	assert_non_null(vr);
+	t1_crc = edc[0] == 'c';
+	power_up(vr);
+	msg(vr, 0x6F, 0, 2, 0, 0, 0, pps_t1, sizeof(pps_t1));
+	expect(vr, 0x80, 0, 2, 0x00, 0);
+	return vr;
+}
+
+static void t1_crc_is_the_iso_13239_one(void **state)
+{
+	(void)state;
+	/* CRC-16 with polynomial 1021 reflected, initial FFFF, no final XOR: the
+	 * catalogued check value of "123456789" is 6F91 */
+	assert_int_equal(vcard_t1_crc((const uint8_t *)"123456789", 9), 0x6F91);
+}
+
+static void t1_card_chains_responses_by_ifsd(void **state)
+{
+	static const uint8_t select[] = { 0x00, 0xA4, 0x04, 0x00, 0x06, 0xA0, 0x00, 0x00, 0x00, 0x18, 0xFF };
+	static const uint8_t get256[] = { 0x80, 0x34, 0x01, 0x00, 0x00 };
+	struct vreader *vr = t1_reader("lrc", "3A");
+	uint8_t got[300];
+	size_t total = 0, n;
+	uint8_t seq = 3, card_ns = 0;
+
+	(void)state;
+	n = t1_send(vr, seq++, 0x00, select, sizeof(select));
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	card_ns = 1;
+	n = t1_send(vr, seq++, 0x40, get256, sizeof(get256));
+	for (;;) {
+		assert_int_equal(ans[11] & 0xBF, (ans[11] & 0x20) ? 0x20 : 0x00);
+		assert_int_equal((ans[11] >> 6) & 1, card_ns);
+		assert_true(ans[12] <= 32); /* IFSD is 32 until the host says otherwise */
+		memcpy(got + total, ans + 13, ans[12]);
+		total += ans[12];
+		card_ns ^= 1;
+		if (!(ans[11] & 0x20))
+			break;
+		n = t1_send(vr, seq++, (uint8_t)(0x80 | (card_ns ? 0x10 : 0)), NULL, 0);
+	}
+	(void)n;
+	assert_int_equal(total, 258);
+	for (size_t i = 0; i < 256; i++)
+		assert_int_equal(got[i], (uint8_t)i);
+	assert_memory_equal(got + 256, "\x90\x00", 2);
+	/* IFS request: 254 from now on, so the same answer comes in two blocks */
+	n = t1_send(vr, seq++, 0xC1, (const uint8_t *)"\xFE", 1);
+	t1_expect(n, 0xE1, (const uint8_t *)"\xFE", 1);
+	n = t1_send(vr, seq++, 0x00, get256, sizeof(get256));
+	assert_int_equal(ans[11], (uint8_t)((card_ns ? 0x40 : 0) | 0x20));
+	assert_int_equal(ans[12], 254);
+	vr_free(vr);
+}
+
+/* dwFeatures 0x400: the reader gave the card its IFSD (dwMaxIFSD 254) itself. */
+static void t1_reader_with_auto_ifsd_lets_the_card_send_long_blocks(void **state)
+{
+	static const uint8_t get256[] = { 0x80, 0x34, 0x01, 0x00, 0x00 };
+	struct vreader *vr = t1_reader("lrc", "4BA");
+	size_t n;
+
+	(void)state;
+	n = t1_send(vr, 3, 0x00, get256, sizeof(get256));
+	assert_int_equal(n, 3 + 254 + 1);
+	assert_int_equal(ans[11], 0x20);
+	n = t1_send(vr, 4, 0x90, NULL, 0);
+	t1_expect(n, 0x40, (const uint8_t[]){ 0xFE, 0xFF, 0x90, 0x00 }, 4);
+	vr_free(vr);
+}
+
+static void t1_card_takes_chained_commands_and_asks_wtx(void **state)
+{
+	static const uint8_t wtx_cmd[] = { 0x80, 0x38, 0x00, 0x05 };
+	struct vreader *vr = t1_reader("crc", "3A");
+	uint8_t apdu[5 + 255];
+	size_t n;
+
+	(void)state;
+	memcpy(apdu, "\x80\x32\x00\x00\xFF", 5);
+	for (int i = 0; i < 255; i++)
+		apdu[5 + i] = (uint8_t)i;
+	n = t1_send(vr, 3, 0x20, apdu, 254); /* I(0, more) */
+	t1_expect(n, 0x90, NULL, 0);        /* R(N(R) 1) */
+	n = t1_send(vr, 4, 0x40, apdu + 254, sizeof(apdu) - 254);
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 5, 0x00, wtx_cmd, sizeof(wtx_cmd));
+	t1_expect(n, 0xC3, (const uint8_t *)"\x05", 1); /* S(WTX request, 5) */
+	n = t1_send(vr, 6, 0xE3, (const uint8_t *)"\x05", 1);
+	t1_expect(n, 0x40, (const uint8_t *)"\x90\x00", 2);
+	vr_free(vr);
+}
+
+static void t1_card_recovers_with_r_blocks_and_resynch(void **state)
+{
+	static const uint8_t bad_edc[] = { 0x00, 0x00, 0x04, 0x80, 0x30, 0x00, 0x00, 0x00 };
+	static const uint8_t cmd[] = { 0x80, 0x30, 0x00, 0x00 };
+	struct vreader *vr = t1_reader("lrc", "3A");
+	size_t n;
+
+	(void)state;
+	msg(vr, 0x6F, 0, 3, 0, 0, 0, bad_edc, sizeof(bad_edc));
+	n = expect(vr, 0x80, 0, 3, 0x00, 0);
+	t1_expect(n, 0x81, NULL, 0);          /* R(N(R) 0, EDC error) */
+	n = t1_send(vr, 4, 0x00, cmd, sizeof(cmd));
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 5, 0x82, NULL, 0);    /* the host lost it: same block again */
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 6, 0x00, cmd, sizeof(cmd)); /* N(S) 0 again: out of sequence */
+	t1_expect(n, 0x92, NULL, 0);
+	n = t1_send(vr, 7, 0xC0, NULL, 0);    /* RESYNCH */
+	t1_expect(n, 0xE0, NULL, 0);
+	n = t1_send(vr, 8, 0x00, cmd, sizeof(cmd));
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 9, 0xC2, NULL, 0);    /* ABORT */
+	t1_expect(n, 0xE2, NULL, 0);
+	vr_free(vr);
+}
+
+/* ---- character level: the host drives the I/O line byte by byte ------------------- */
+
+/* abData out, want bytes back (wLevelParameter); the answer's length. */
+static size_t char_x(struct vreader *vr, uint8_t seq, const uint8_t *data, size_t len, uint16_t want,
+		     uint8_t status, uint8_t error)
+{
+	msg(vr, 0x6F, 0, seq, 0, (uint8_t)want, (uint8_t)(want >> 8), data, len);
+	return expect(vr, 0x80, 0, seq, status, error);
+}
+
+/* A host doing T=0 by procedure bytes (ISO 7816-3 10.3.3), as libccid does at
+ * character level: header, then INS / NULL / SW1 decide what comes next.
+ * The response (data and SW1 SW2) goes to out; returns its length. */
+static size_t char_t0_transmit(struct vreader *vr, uint8_t *seq, const uint8_t *apdu, size_t len,
+			       uint8_t *out)
+{
+	uint8_t hdr[5] = { apdu[0], apdu[1], apdu[2], apdu[3], len > 4 ? apdu[4] : 0 };
+	int is_rcv = len <= 5;
+	size_t exp = is_rcv ? (size_t)(hdr[4] ? hdr[4] : 256) + 2 : 2;
+
+	char_x(vr, (*seq)++, hdr, 5, 1, 0x00, 0);
+	for (;;) {
+		uint8_t b = ans[10];
+
+		if (b == 0x60) {
+			char_x(vr, (*seq)++, NULL, 0, 1, 0x00, 0);
+			continue;
+		}
+		if (b == hdr[1] && is_rcv) {
+			size_t n = char_x(vr, (*seq)++, NULL, 0, (uint16_t)exp, 0x00, 0);
+
+			memcpy(out, ans + 10, n);
+			return n;
+		}
+		if (b == hdr[1]) {
+			char_x(vr, (*seq)++, apdu + 5, len - 5, 1, 0x00, 0);
+			continue;
+		}
+		assert_true((b & 0xF0) == 0x60 || (b & 0xF0) == 0x90);
+		out[0] = b;
+		char_x(vr, (*seq)++, NULL, 0, 1, 0x00, 0);
+		out[1] = ans[10];
+		return 2;
+	}
+}
+
+static void character_level_t0_runs_the_applet_by_procedure_bytes(void **state)
+{
+	static const uint8_t pps_t0[] = { 0xFF, 0x10, 0x96, 0x79 };
+	static const uint8_t select[] = { 0x00, 0xA4, 0x04, 0x00, 0x06, 0xA0, 0x00, 0x00, 0x00, 0x18, 0xFF };
+	struct vreader *vr = new_reader("character");
+	uint8_t out[300], apdu[5 + 255];
+	uint8_t seq = 2;
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	n = char_x(vr, seq++, pps_t0, sizeof(pps_t0), 4, 0x00, 0);
+	assert_memory_equal(ans + 10, pps_t0, n);
+	n = char_t0_transmit(vr, &seq, select, sizeof(select), out);
+	assert_memory_equal(out, "\x90\x00", n);
+	for (unsigned len = 1; len <= 256; len++) {
+		uint8_t cmd[5] = { 0x80, 0x34, (uint8_t)(len >> 8), (uint8_t)len, (uint8_t)len };
+
+		n = char_t0_transmit(vr, &seq, cmd, 5, out);
+		assert_int_equal(n, len + 2);
+		for (unsigned i = 0; i < len; i++)
+			assert_int_equal(out[i], (uint8_t)i);
+		assert_memory_equal(out + len, "\x90\x00", 2);
+	}
+	for (unsigned len = 1; len <= 255; len++) {
+		memcpy(apdu, "\x80\x32\x00\x00", 4);
+		apdu[4] = (uint8_t)len;
+		for (unsigned i = 0; i < len; i++)
+			apdu[5 + i] = (uint8_t)i;
+		n = char_t0_transmit(vr, &seq, apdu, 5 + len, out);
+		assert_memory_equal(out, "\x90\x00", n);
+	}
+	/* 6C: a wrong Le gets SW1 SW2 at once */
+	n = char_t0_transmit(vr, &seq, (const uint8_t *)"\x80\x34\x00\x10\x08", 5, out);
+	assert_memory_equal(out, "\x6C\x10", n);
+	/* 61xx then GET RESPONSE */
+	n = char_t0_transmit(vr, &seq, (const uint8_t *)"\x80\x36\x00\x20\x01\xAA", 6, out);
+	assert_memory_equal(out, "\x61\x20", n);
+	n = char_t0_transmit(vr, &seq, (const uint8_t *)"\x80\xC0\x00\x00\x20", 5, out);
+	assert_int_equal(n, 0x22);
+	assert_int_equal(out[0x1F], 0x1F);
+	/* time: NULL procedure bytes first */
+	char_x(vr, seq++, (const uint8_t *)"\x80\x38\x00\x02\x00", 5, 3, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x60\x60\x90", 3);
+	char_x(vr, seq++, NULL, 0, 1, 0x00, 0);
+	assert_int_equal(ans[10], 0x00);
+	/* more bytes asked than the card sends: mute */
+	char_x(vr, seq++, NULL, 0, 1, 0x40, 0xFE);
+	vr_free(vr);
+}
+
+static void character_level_t1_takes_blocks_byte_by_byte(void **state)
+{
+	static const uint8_t pps_t1[] = { 0xFF, 0x11, 0x96, 0x78 };
+	static const uint8_t block[] = { 0x00, 0x00, 0x04, 0x80, 0x30, 0x00, 0x00, 0xB4 };
+	struct vreader *vr = new_reader("character");
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	char_x(vr, 2, pps_t1, sizeof(pps_t1), 4, 0x00, 0);
+	/* the block in two pieces; the answer read as prologue, then the rest */
+	char_x(vr, 3, block, 3, 0, 0x00, 0);
+	n = char_x(vr, 4, block + 3, sizeof(block) - 3, 3, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x00\x00\x02", n);
+	n = char_x(vr, 5, NULL, 0, 3, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x90\x00\x92", n);
+	vr_free(vr);
+}
+
+/* ---- faults on demand ---------------------------------------------------------------- */
+
+static void faults_spoil_the_next_answers_then_stop(void **state)
+{
+	static const uint8_t cmd[] = { 0x80, 0x30, 0x00, 0x00 };
+	struct vreader *vr = new_reader(NULL);
+	const char *why;
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	assert_int_equal(vr_set_fault(vr, "no-such-fault", 1, &why), -1);
+	assert_non_null(why);
+	assert_int_equal(vr_set_fault(vr, "wrong-seq", 1, &why), 0);
+	msg(vr, 0x65, 0, 2, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 3, 0x00, 0);            /* bSeq + 1 */
+	msg(vr, 0x65, 0, 3, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 3, 0x00, 0);            /* used up */
+	assert_int_equal(vr_set_fault(vr, "wrong-slot", 1, &why), 0);
+	msg(vr, 0x65, 0, 4, 0, 0, 0, NULL, 0);
+	n = vr_bulk_in(vr, ans, sizeof(ans));
+	assert_int_equal(n, 10);
+	assert_int_equal(ans[5], 1);
+	assert_int_equal(vr_set_fault(vr, "truncate", 1, &why), 0);
+	msg(vr, 0x6F, 0, 5, 0, 0, 0, cmd, sizeof(cmd));
+	n = vr_bulk_in(vr, ans, sizeof(ans));
+	assert_int_equal(n, 11);                    /* dwLength 2, one byte sent */
+	assert_int_equal(ans[1], 2);
+	assert_int_equal(vr_set_fault(vr, "long-length", 1, &why), 0);
+	msg(vr, 0x6F, 0, 6, 0, 0, 0, cmd, sizeof(cmd));
+	n = vr_bulk_in(vr, ans, sizeof(ans));
+	assert_int_equal(n, 12);
+	assert_int_equal(ans[1], 18);
+	assert_int_equal(vr_set_fault(vr, "mute", 1, &why), 0);
+	msg(vr, 0x65, 0, 7, 0, 0, 0, NULL, 0);
+	assert_int_equal(vr_bulk_in(vr, ans, sizeof(ans)), 0);
+	assert_int_equal(vr_set_fault(vr, "time-storm", 1, &why), 0);
+	msg(vr, 0x6F, 0, 8, 0, 0, 0, cmd, sizeof(cmd));
+	for (int i = 0; i < 50; i++)
+		expect(vr, 0x80, 0, 8, 0x80, 1);
+	n = expect(vr, 0x80, 0, 8, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x90\x00", n);
+	vr_free(vr);
+}
+
+static void t1_faults_spoil_the_cards_blocks(void **state)
+{
+	static const uint8_t cmd[] = { 0x80, 0x30, 0x00, 0x00 };
+	struct vreader *vr = t1_reader("lrc", "3A");
+	const char *why;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(vr_set_fault(vr, "t1-bad-edc", 1, &why), 0);
+	n = t1_send(vr, 3, 0x00, cmd, sizeof(cmd));
+	assert_int_equal(n, 6);
+	assert_int_not_equal(ans[15], 0x00 ^ 0x00 ^ 0x02 ^ 0x90 ^ 0x00);
+	n = t1_send(vr, 4, 0x81, NULL, 0);          /* R-block, EDC error: sent again, good */
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	assert_int_equal(vr_set_fault(vr, "t1-lost", 1, &why), 0);
+	msg(vr, 0x6F, 0, 5, 0, 0, 0, (const uint8_t *)"\x00\x40\x04\x80\x30\x00\x00\xF4", 8);
+	expect(vr, 0x80, 0, 5, 0x40, 0xFE);
+	n = t1_send(vr, 6, 0x82, NULL, 0);          /* the host asks again */
+	t1_expect(n, 0x40, (const uint8_t *)"\x90\x00", 2);
+	vr_free(vr);
+}
+
+/* PIN verification structure (CCID 6.1.11.4): ASCII, bytes, position 0, left,
+ * no length field, 8-byte block, 4 to 8 digits, APDU 00 20 00 80 08 FF..FF. */
+static const uint8_t secure_verify[] = {
+	0x00, 0x00, 0x82, 0x08, 0x00, 0x08, 0x04, 0x02, 0x01, 0x09, 0x04, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x20, 0x00, 0x80, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+};
+/* PIN modification (6.1.11.7): old at 0, new at 8, confirmation, three messages. */
+static const uint8_t secure_modify[] = {
+	0x01, 0x00, 0x82, 0x08, 0x00, 0x00, 0x08, 0x08, 0x04, 0x03, 0x02, 0x03, 0x09, 0x04,
+	0x00, 0x01, 0x02, 0x00, 0x00, 0x00,
+	0x00, 0x24, 0x00, 0x80, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+	0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+};
+
+static struct vreader *pinpad_reader(const char *keypad_pin)
+{
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "pin-support", "verify,modify", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "keypad-pin", keypad_pin, &why), 0);
+	vr = vr_new(&p);
+	assert_non_null(vr);
+	power_up(vr);
+	return vr;
+}
+
+static void secure_types_the_keypad_pin_into_the_apdu(void **state)
+{
+	static const uint8_t verify_new[] = { 0x00, 0x20, 0x00, 0x80, 0x04, '5', '6', '7', '8' };
+	struct vreader *vr = pinpad_reader("1234");
+	uint8_t bad_op[sizeof(secure_verify)];
+	size_t n;
+
+	(void)state;
+	msg(vr, 0x69, 0, 2, 0, 0, 0, secure_verify, sizeof(secure_verify));
+	n = expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x90\x00", n);
+	msg(vr, 0x69, 0, 3, 0, 0, 0, secure_modify, sizeof(secure_modify));
+	n = expect(vr, 0x80, 0, 3, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x90\x00", n);
+	msg(vr, 0x6F, 0, 4, 0, 0, 0, verify_new, sizeof(verify_new));
+	n = expect(vr, 0x80, 0, 4, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x90\x00", n);
+	memcpy(bad_op, secure_verify, sizeof(bad_op));
+	bad_op[0] = 0x04; /* cancel: not supported */
+	msg(vr, 0x69, 0, 5, 0, 0, 0, bad_op, sizeof(bad_op));
+	expect(vr, 0x80, 0, 5, 0x40, 10);
+	memcpy(bad_op, secure_verify, sizeof(bad_op));
+	bad_op[3] = 0x02; /* a 2-byte block cannot hold 4 digits */
+	msg(vr, 0x69, 0, 6, 0, 0, 0, bad_op, sizeof(bad_op));
+	expect(vr, 0x80, 0, 6, 0x40, 13);
+	vr_free(vr);
+
+	vr = pinpad_reader("9999");
+	msg(vr, 0x69, 0, 2, 0, 0, 0, secure_verify, sizeof(secure_verify));
+	n = expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x63\xC2", n);
+	vr_free(vr);
+
+	vr = new_reader(NULL); /* no pinpad */
+	power_up(vr);
+	msg(vr, 0x69, 0, 2, 0, 0, 0, secure_verify, sizeof(secure_verify));
+	expect(vr, 0x80, 0, 2, 0x40, 0x00);
+	vr_free(vr);
+}
+
+/* ---- the driver against the virtual reader -------------------------------------------- */
+
+struct rig {
+	struct ccid_transport *tp;
+	struct vreader *vr;
+	struct ccid_reader *reader;
+	struct smc_ext *ext;
+	uint8_t reply[70000];
+	size_t reply_len;
+	uint8_t apdu[70000];
+};
+
+static struct rig *rig_open(const char *const kv[][2], size_t n_kv, int split)
+{
+	struct rig *r = calloc(1, sizeof(*r));
+	struct vr_profile p;
+	const char *why;
+
+	assert_non_null(r);
+	vr_profile_defaults(&p);
+	for (size_t i = 0; i < n_kv; i++)
+		assert_int_equal(vr_profile_set(&p, kv[i][0], kv[i][1], &why), 0);
+	assert_int_equal(inproc_transport_open(&p, &r->tp, &r->vr), TP_OK);
+	inproc_set_packet_split(r->tp, split);
+	assert_int_equal(ccid_reader_open(r->tp, &r->reader), SMC_OK);
+	r->ext = ccid_reader_slot(r->reader, 0);
+	assert_non_null(r->ext);
+	return r;
+}
+
+static void rig_close(struct rig *r)
+{
+	ccid_reader_close(r->reader);
+	free(r);
+}
+
+/* Power up: the driver must hold the ATR the default card profile makes. */
+static void rig_power(struct rig *r)
+{
+	assert_int_equal(smc_device_control(r->ext, SMC_REQ_POWER, SMC_POWER_COLD, NULL, 0, r->reply,
+					    sizeof(r->reply), &r->reply_len),
+			 SMC_OK);
+	assert_int_equal(r->ext->card_caps.atr_len, sizeof(default_atr));
+	assert_memory_equal(r->ext->card_caps.atr, default_atr, sizeof(default_atr));
+}
+
+static void rig_protocol(struct rig *r, uint32_t proto)
+{
+	assert_int_equal(smc_device_control(r->ext, SMC_REQ_SET_PROTOCOL, proto, NULL, 0, r->reply,
+					    sizeof(r->reply), &r->reply_len),
+			 SMC_OK);
+	assert_int_equal(r->ext->card_caps.selected_protocol, proto);
+}
+
+/* Send an APDU; the answer must end with sw and carry data_len bytes. */
+static void rig_apdu(struct rig *r, const uint8_t *apdu, size_t len, size_t data_len, uint16_t sw)
+{
+	smc_status st = smc_device_control(r->ext, SMC_REQ_TRANSMIT, r->ext->card_caps.selected_protocol,
+					   apdu, len, r->reply, sizeof(r->reply), &r->reply_len);
+
+	assert_int_equal(st, SMC_OK);
+	assert_int_equal(r->reply_len, data_len + 2);
+	assert_int_equal(r->reply[data_len] << 8 | r->reply[data_len + 1], sw);
+}
+
+static void rig_select(struct rig *r)
+{
+	static const uint8_t select[] = { 0x00, 0xA4, 0x04, 0x00, 0x06, 0xA0, 0x00, 0x00, 0x00, 0x18, 0xFF };
+
+	rig_apdu(r, select, sizeof(select), 0, 0x9000);
+}
+
+/* 80 34 for every length 1..256, data checked byte by byte. */
+static void rig_send_counting_all(struct rig *r)
+{
+	for (unsigned n = 1; n <= 256; n++) {
+		uint8_t cmd[5] = { 0x80, 0x34, (uint8_t)(n >> 8), (uint8_t)n, (uint8_t)n };
+
+		rig_apdu(r, cmd, 5, n, 0x9000);
+		for (unsigned i = 0; i < n; i++)
+			assert_int_equal(r->reply[i], (uint8_t)i);
+	}
+}
+
+/* 80 32 for every Lc 1..255. */
+static void rig_check_data_all(struct rig *r)
+{
+	for (unsigned n = 1; n <= 255; n++) {
+		r->apdu[0] = 0x80;
+		r->apdu[1] = 0x32;
+		r->apdu[2] = 0;
+		r->apdu[3] = 0;
+		r->apdu[4] = (uint8_t)n;
+		for (unsigned i = 0; i < n; i++)
+			r->apdu[5 + i] = (uint8_t)i;
+		rig_apdu(r, r->apdu, 5 + n, 0, 0x9000);
+	}
+}
+
+static void driver_short_apdu_level_t0_and_t1(void **state)
+{
+	for (int proto = 1; proto <= 2; proto++) {
+		struct rig *r = rig_open(NULL, 0, 0);
+
+		(void)state;
+		rig_power(r);
+		rig_protocol(r, (uint32_t)proto);
+		rig_select(r);
+		rig_send_counting_all(r);
+		rig_check_data_all(r);
+		rig_apdu(r, (const uint8_t *)"\x80\x30\x00\x00", 4, 0, 0x9000);
+		/* 80 36 at APDU level: the data comes back at once */
+		rig_apdu(r, (const uint8_t *)"\x80\x36\x01\x00\x01\x55", 6, 256, 0x9000);
+		rig_apdu(r, (const uint8_t *)"\x80\x38\x00\x02", 4, 0, 0x9000);
+		rig_close(r);
+	}
+}
+
+static void driver_short_apdu_level_with_64_byte_packets(void **state)
+{
+	struct rig *r = rig_open(NULL, 0, 1);
+
+	(void)state;
+	rig_power(r);
+	rig_protocol(r, 2);
+	rig_send_counting_all(r);
+	rig_close(r);
+}
+
+static const char *const extended_kv[][2] = { { "level", "extended" }, { "max-message", "1034" } };
+
+static void rig_fill(struct rig *r, uint8_t v, size_t n)
+{
+	uint8_t cmd[7] = { 0x80, 0x00, 0x04, v, 0x00, (uint8_t)(n >> 8), (uint8_t)n };
+
+	rig_apdu(r, cmd, 7, n, 0x9000);
+	for (size_t i = 0; i < n; i++) {
+		if (r->reply[i] != v)
+			fail_msg("byte %zu of %zu is 0x%02X, expected 0x%02X", i, n, r->reply[i], v);
+	}
+}
+
+/* 80 12 01 80 00 Lh Ll and n bytes (4 + 3 + n: extended Lc only). */
+static void rig_accept(struct rig *r, size_t n)
+{
+	memcpy(r->apdu, "\x80\x12\x01\x80\x00", 5);
+	r->apdu[5] = (uint8_t)(n >> 8);
+	r->apdu[6] = (uint8_t)n;
+	for (size_t i = 0; i < n; i++)
+		r->apdu[7 + i] = (uint8_t)(i * 7);
+	rig_apdu(r, r->apdu, 7 + n, 0, 0x9000);
+}
+
+static void driver_extended_apdu_level(void **state)
+{
+	static const size_t sizes[] = { 1, 255, 256, 1020, 1021, 1022, 1023, 1024, 1025, 2046,
+					2047, 2048, 4096, 65535 };
+	struct rig *r = rig_open(extended_kv, 2, 0);
+
+	(void)state;
+	rig_power(r);
+	rig_protocol(r, 2);
+	rig_select(r);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		rig_fill(r, (uint8_t)(0xA0 + i), sizes[i]);
+	/* 80 12 01 80 00 Lh Ll + data: commands around one message and 65535 bytes */
+	for (size_t n = 1010; n <= 1030; n++)
+		rig_accept(r, n);
+	rig_accept(r, 2047);
+	rig_accept(r, 65535);
+	rig_send_counting_all(r);
+	rig_close(r);
+}
+
+static void driver_extended_apdu_level_with_packets(void **state)
+{
+	struct rig *r = rig_open(extended_kv, 2, 1);
+
+	(void)state;
+	rig_power(r);
+	rig_protocol(r, 1);
+	rig_fill(r, 0x33, 65535);
+	rig_fill(r, 0x34, 1024);
+	rig_accept(r, 65535);
+	rig_close(r);
+}
+
+/* The smallest message size (271): many parts each way. */
+static void driver_extended_apdu_level_with_small_messages(void **state)
+{
+	static const char *const kv[][2] = { { "level", "extended" } };
+	struct rig *r = rig_open(kv, 1, 0);
+
+	(void)state;
+	rig_power(r);
+	rig_protocol(r, 2);
+	for (size_t n = 255; n <= 265; n++)
+		rig_fill(r, (uint8_t)n, n);
+	rig_fill(r, 0x77, 65535);
+	rig_accept(r, 65535);
+	rig_send_counting_all(r);
+	rig_close(r);
+}
+
+static const char *const tpdu_kv[][2] = { { "level", "tpdu" } };
+
+static void driver_tpdu_level_t0(void **state)
+{
+	struct rig *r = rig_open(tpdu_kv, 1, 0);
+
+	(void)state;
+	rig_power(r);
+	rig_protocol(r, 1);
+	rig_select(r);
+	rig_send_counting_all(r);
+	rig_check_data_all(r);
+	for (unsigned n = 1; n <= 256; n++) {
+		uint8_t cmd[6] = { 0x80, 0x36, (uint8_t)(n >> 8), (uint8_t)n, 0x01, 0x00 };
+		uint8_t get[5] = { 0x80, 0xC0, 0x00, 0x00, (uint8_t)n };
+
+		/* over T=0 the card answers 61 xx; the driver does not fetch it itself */
+		rig_apdu(r, cmd, 6, 0, (uint16_t)(0x6100 | (n & 0xFF)));
+		rig_apdu(r, get, 5, n, 0x9000);
+		for (unsigned i = 0; i < n; i++)
+			assert_int_equal(r->reply[i], (uint8_t)i);
+	}
+	rig_apdu(r, (const uint8_t *)"\x80\x38\x00\x02", 4, 0, 0x9000);
+	rig_close(r);
+}
+
+static void driver_sees_card_removal(void **state)
+{
+	struct rig *r = rig_open(NULL, 0, 0);
+
+	(void)state;
+	assert_int_equal(smc_device_control(r->ext, SMC_REQ_IS_PRESENT, 0, NULL, 0, NULL, 0, NULL), SMC_OK);
+	rig_power(r);
+	inproc_remove_card(r->tp, 0);
+	assert_int_equal(smc_device_control(r->ext, SMC_REQ_IS_PRESENT, 0, NULL, 0, NULL, 0, NULL),
+			 SMC_ERR_NO_MEDIA);
+	inproc_insert_card(r->tp, 0);
+	assert_int_equal(smc_device_control(r->ext, SMC_REQ_IS_PRESENT, 0, NULL, 0, NULL, 0, NULL), SMC_OK);
+	rig_close(r);
+}
+
+static void driver_two_slots_work_independently(void **state)
+{
+	static const char *const kv[][2] = { { "slots", "2" }, { "busy-slots", "2" } };
+	struct rig *r = rig_open(kv, 2, 0);
+	struct smc_ext *ext1;
+
+	(void)state;
+	assert_int_equal(ccid_reader_slot_count(r->reader), 2);
+	ext1 = ccid_reader_slot(r->reader, 1);
+	assert_non_null(ext1);
+	rig_power(r);
+	rig_protocol(r, 2);
+	inproc_remove_card(r->tp, 0);
+	assert_int_equal(smc_device_control(ext1, SMC_REQ_IS_PRESENT, 0, NULL, 0, NULL, 0, NULL), SMC_OK);
+	r->ext = ext1;
+	rig_power(r);
+	rig_protocol(r, 1);
+	rig_send_counting_all(r);
+	r->ext = ccid_reader_slot(r->reader, 0);
+	assert_int_equal(smc_device_control(r->ext, SMC_REQ_IS_PRESENT, 0, NULL, 0, NULL, 0, NULL),
+			 SMC_ERR_NO_MEDIA);
+	rig_close(r);
+}
+
+/* ---- the in-process transport on its own ------------------------------------------ */
+
+static void inproc_models_packets_and_zero_length_packets(void **state)
+{
+	static const uint8_t power_on[10] = { 0x62, 0, 0, 0, 0, 0, 1, 0, 0, 0 };
+	/* 80 34 00 34 34: 52 bytes + SW + header = 64, one full packet */
+	static const uint8_t xfr[15] = { 0x6F, 5, 0, 0, 0, 0, 2, 0, 0, 0, 0x80, 0x34, 0x00, 0x34, 0x34 };
+	struct ccid_transport *tp;
+	struct vr_profile p;
+	uint8_t buf[512];
+	size_t got;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(inproc_transport_open(&p, &tp, NULL), TP_OK);
+	assert_int_equal(tp->info.bulk_in_packet, 64);
+	assert_int_equal(tp->info.class_desc_len, 54);
+	assert_int_equal(tp->ops->send(tp, power_on, sizeof(power_on), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 10 + sizeof(default_atr));
+	/* a whole transfer with room to spare: the ZLP ends it, nothing follows */
+	assert_int_equal(tp->ops->send(tp, xfr, sizeof(xfr), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 64);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 10), TP_TIMEOUT);
+	/* one packet per receive: 64 bytes, then a zero-length packet */
+	inproc_set_packet_split(tp, 1);
+	assert_int_equal(tp->ops->send(tp, xfr, sizeof(xfr), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 64);
+	assert_int_equal(buf[0], 0x80);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 0);
+	/* a transfer exactly as large as the message: the ZLP comes on its own */
+	inproc_set_packet_split(tp, 0);
+	assert_int_equal(tp->ops->send(tp, xfr, sizeof(xfr), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, 64, &got, 100), TP_OK);
+	assert_int_equal(got, 64);
+	assert_int_equal(tp->ops->receive(tp, buf, 64, &got, 100), TP_OK);
+	assert_int_equal(got, 0);
+	tp->ops->close(tp);
+}
+
+static void inproc_interrupt_wait_cancel_and_unplug(void **state)
+{
+	struct ccid_transport *tp;
+	struct vr_profile p;
+	uint8_t buf[8], data[8];
+	size_t got;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(inproc_transport_open(&p, &tp, NULL), TP_OK);
+	assert_int_equal(tp->ops->wait_interrupt(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 2);
+	assert_memory_equal(buf, "\x50\x03", 2);
+	assert_int_equal(tp->ops->wait_interrupt(tp, buf, sizeof(buf), &got, 20), TP_TIMEOUT);
+	tp->ops->cancel(tp); /* remembered until the next wait */
+	assert_int_equal(tp->ops->wait_interrupt(tp, buf, sizeof(buf), &got, 1000), TP_CANCELLED);
+	inproc_remove_card(tp, 0);
+	assert_int_equal(tp->ops->wait_interrupt(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_memory_equal(buf, "\x50\x02", 2);
+	assert_int_equal(tp->ops->control(tp, 0xA1, 0x02, 0, data, sizeof(data), &got, 100), TP_STALL);
+	inproc_unplug(tp);
+	assert_int_equal(tp->ops->wait_interrupt(tp, buf, sizeof(buf), &got, 100), TP_NO_DEVICE);
+	assert_int_equal(tp->ops->send(tp, buf, 10, 100), TP_NO_DEVICE);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_NO_DEVICE);
+	tp->ops->close(tp);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(descriptor_of_default_profile_field_by_field),
+		cmocka_unit_test(descriptor_follows_profile_settings),
+		cmocka_unit_test(profile_refuses_bad_values_with_a_reason),
+		cmocka_unit_test(default_card_atr_offers_t0_and_t1_with_tck),
+		cmocka_unit_test(t0_only_card_atr_has_tc2_and_no_tck),
+		cmocka_unit_test(unknown_message_answers_command_not_supported),
+		cmocka_unit_test(bad_slot_answers_error_5),
+		cmocka_unit_test(dwlength_mismatch_answers_error_1),
+		cmocka_unit_test(every_message_gets_its_answer_type),
+		cmocka_unit_test(icc_status_tracks_power_and_removal),
+		cmocka_unit_test(power_on_at_a_voltage_the_card_refuses_is_mute),
+		cmocka_unit_test(set_parameters_checks_each_field),
+		cmocka_unit_test(escape_echoes_and_rate_clock_picks_supported_values),
+		cmocka_unit_test(slot_busy_while_an_answer_waits),
+		cmocka_unit_test(class_requests_abort_and_lists),
+		cmocka_unit_test(notify_slot_change_at_start_and_on_events),
+		cmocka_unit_test(tpdu_t0_case4_answers_61xx_then_get_response),
+		cmocka_unit_test(time_taking_command_sends_time_extensions_first),
+		cmocka_unit_test(extended_level_chains_both_ways),
+		cmocka_unit_test(short_level_refuses_extended_apdu),
+		cmocka_unit_test(applet_answers_pin_and_errors),
+		cmocka_unit_test(tpdu_pps_is_echoed_when_the_card_takes_it),
+		cmocka_unit_test(secure_types_the_keypad_pin_into_the_apdu),
+		cmocka_unit_test(t1_crc_is_the_iso_13239_one),
+		cmocka_unit_test(t1_card_chains_responses_by_ifsd),
+		cmocka_unit_test(t1_reader_with_auto_ifsd_lets_the_card_send_long_blocks),
+		cmocka_unit_test(t1_card_takes_chained_commands_and_asks_wtx),
+		cmocka_unit_test(t1_card_recovers_with_r_blocks_and_resynch),
+		cmocka_unit_test(character_level_t0_runs_the_applet_by_procedure_bytes),
+		cmocka_unit_test(character_level_t1_takes_blocks_byte_by_byte),
+		cmocka_unit_test(faults_spoil_the_next_answers_then_stop),
+		cmocka_unit_test(t1_faults_spoil_the_cards_blocks),
+		cmocka_unit_test(driver_short_apdu_level_t0_and_t1),
+		cmocka_unit_test(driver_short_apdu_level_with_64_byte_packets),
+		cmocka_unit_test(driver_extended_apdu_level),
+		cmocka_unit_test(driver_extended_apdu_level_with_packets),
+		cmocka_unit_test(driver_extended_apdu_level_with_small_messages),
+		cmocka_unit_test(driver_tpdu_level_t0),
+		cmocka_unit_test(driver_sees_card_removal),
+		cmocka_unit_test(driver_two_slots_work_independently),
+		cmocka_unit_test(inproc_models_packets_and_zero_length_packets),
+		cmocka_unit_test(inproc_interrupt_wait_cancel_and_unplug),
+	};
+
+	smc_log_mask = SMC_LOG_CRITICAL;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -26,6 +26,8 @@ mount -t tmpfs -o mode=755 tmpfs /run
 mkdir -p /run/pcscd /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# devtmpfs has no /dev/fd: bash's process substitution <(...) needs it.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 hostname smartcrd-vm
 # Readers configured for the host (vsmartcard's vpcd, libccid's serial twin)
 # would show up next to the one under test.

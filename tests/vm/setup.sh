@@ -4,7 +4,7 @@
 #  2. fetches Debian's kernel package into the cache (not installed) and runs depmod
 #  3. builds the tiny busybox initramfs that mounts the host root in the guest
 #  4. creates the NSS database with the three certificates of QEMU's emulated CAC card
-#  5. builds the test programs that run in the guest (apdu_loop)
+#  5. builds the test programs that run in the guest (apdu_loop, applet_sweep, raw_host)
 # Must run as root on Debian 12. Everything goes to tests/vm/cache (git-ignored),
 # or to $SMARTCRD_VM_CACHE when set.
 set -euo pipefail
@@ -21,7 +21,7 @@ PACKAGES=(
     kmod              # depmod on the host, modprobe -d in the guest
     pcscd libccid pcsc-tools opensc python3-pyscard usbutils
     libnss3-tools     # certutil, for the emulated card's certificates
-    gcc libc6-dev pkg-config libpcsclite-dev   # to build apdu_loop
+    gcc libc6-dev pkg-config libpcsclite-dev libusb-1.0-0-dev   # to build the test programs
     coreutils         # timeout
 )
 
@@ -151,18 +151,26 @@ make_nssdb() {
     touch "$VM_NSSDB/.done"
 }
 
-build_programs() {
-    local src=$VM_DIR/apdu_loop.c out=$VM_BUILD/apdu_loop
-    mkdir -p "$VM_BUILD"
+# build_program NAME [PKG]: tests/vm/NAME.c -> $VM_BUILD/NAME, when the source
+# is newer; PKG (pkg-config name) is the library it uses, libpcsclite by default.
+build_program() {
+    local src=$VM_DIR/$1.c out=$VM_BUILD/$1 pkg=${2:-libpcsclite}
     if [ -x "$out" ] && [ "$out" -nt "$src" ]; then
         return 0
     fi
-    vm_log "building apdu_loop"
+    vm_log "building $1"
     # shellcheck disable=SC2046
     gcc -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
-        -Wstrict-prototypes $(pkg-config --cflags libpcsclite) \
-        -o "$out.tmp" "$src" $(pkg-config --libs libpcsclite)
+        -Wstrict-prototypes $(pkg-config --cflags "$pkg") \
+        -o "$out.tmp" "$src" $(pkg-config --libs "$pkg")
     mv "$out.tmp" "$out"
+}
+
+build_programs() {
+    mkdir -p "$VM_BUILD"
+    build_program apdu_loop      # QEMU's reader + CAC card (qemu-ccid.sh)
+    build_program applet_sweep   # the virtual reader's test applet (vreader.sh)
+    build_program raw_host libusb-1.0   # a misbehaving host for the virtual reader
 }
 
 t0=$SECONDS

@@ -72,3 +72,20 @@ stop_pcscd() {
     kill -KILL "$pcscd_pid" 2>/dev/null
     wait "$pcscd_pid" 2>/dev/null
 }
+
+# sanitizer_env BUNDLE_NAME LOG_DIR: for a driver bundle in $DRIVERS built with
+# ASan or UBSan (configure's --enable-sanitizers), prints the environment pcscd
+# (not instrumented) needs, one VAR=value a line: the ASan runtime preloaded,
+# reports to LOG_DIR/asan.* and LOG_DIR/ubsan.*. Prints nothing for a plain build.
+sanitizer_env() {
+    local so rt
+    so=$(find "$DRIVERS/$1/Contents/Linux" -maxdepth 1 -name '*.so' 2>/dev/null | head -n 1)
+    [ -n "$so" ] || return 0
+    if readelf -d "$so" 2>/dev/null | grep -q 'NEEDED.*libasan'; then
+        rt=$(ldd "$so" | awk '/libasan/ { print $3; exit }')
+        printf '%s\n' "LD_PRELOAD=$rt" "ASAN_OPTIONS=detect_leaks=0:log_path=$2/asan" \
+            "UBSAN_OPTIONS=print_stacktrace=1:log_path=$2/ubsan"
+    elif readelf -d "$so" 2>/dev/null | grep -q 'NEEDED.*libubsan'; then
+        echo "UBSAN_OPTIONS=print_stacktrace=1:log_path=$2/ubsan"
+    fi
+}

@@ -86,16 +86,9 @@ export LIBCCID_ifdLogLevel=${LIBCCID_ifdLogLevel:-0x0007}
 # runtime loaded first into pcscd, which is not instrumented. Reports go to
 # asan.* / ubsan.* in the results; the "sanitizers" check fails on any.
 san_env=()
-so=$(find "$DRIVERS/$keep/Contents/Linux" -maxdepth 1 -name '*.so' 2>/dev/null | head -n 1)
-if [ -n "$so" ] && readelf -d "$so" 2>/dev/null | grep -q 'NEEDED.*libasan'; then
-    asan_rt=$(ldd "$so" | awk '/libasan/ { print $3; exit }')
-    san_env=(LD_PRELOAD="$asan_rt"
-             ASAN_OPTIONS="detect_leaks=0:log_path=$R/asan"
-             UBSAN_OPTIONS="print_stacktrace=1:log_path=$R/ubsan")
-    log "driver built with ASan: pcscd runs with LD_PRELOAD=$asan_rt"
-elif [ -n "$so" ] && readelf -d "$so" 2>/dev/null | grep -q 'NEEDED.*libubsan'; then
-    san_env=(UBSAN_OPTIONS="print_stacktrace=1:log_path=$R/ubsan")
-fi
+san_out=$(sanitizer_env "$keep" "$R")
+[ -z "$san_out" ] || mapfile -t san_env <<<"$san_out"
+[ ${#san_env[@]} -eq 0 ] || log "driver built with sanitizers: pcscd runs with ${san_env[*]}"
 
 # start_phase PHASE: pcscd with its log pcscd-PHASE.log, waiting for the card.
 # Our log level: phase 1 with hex dumps of every message (7), phase 2 without
@@ -181,7 +174,10 @@ if [ "$mode" = ours ] && [ -z "${SMARTCRD_LOG_LEVEL:-}" ]; then
     fi
 fi
 if [ ${#san_env[@]} -gt 0 ]; then
-    mapfile -t reports < <(find "$R" -maxdepth 1 -name 'asan.*' -o -maxdepth 1 -name 'ubsan.*')
+    reports=()
+    for f in "$R"/asan.* "$R"/ubsan.*; do
+        [ -e "$f" ] && reports+=("$f")
+    done
     if [ ${#reports[@]} -eq 0 ]; then
         pass sanitizers
     else

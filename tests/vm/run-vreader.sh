@@ -1,0 +1,178 @@
+#!/bin/bash
+# Our virtual CCID reader (smartcrd-vreader on dummy_hcd) at every exchange level
+# it offers, with our driver and with libccid as the reference: one guest boot
+# per driver, several reader profiles per boot (the gadget is restarted between
+# them). Prints both outcomes side by side.
+#
+# Usage: run-vreader.sh [--no-reference | --reference-only] [-o RESULTS_DIR] BUNDLE_DIR VREADER
+#   BUNDLE_DIR  our staged bundle, <DESTDIR>/usr/lib/pcsc/drivers/ifd-smartcrd.bundle
+#               (not needed with --reference-only)
+#   VREADER     the smartcrd-vreader binary (e.g. <DESTDIR>/usr/bin/smartcrd-vreader)
+#   --no-reference    skip the libccid boot
+#   --reference-only  only the libccid boot
+#   -o RESULTS_DIR    parent of the two results folders (default tests/vm/results)
+# Exit status: non-zero when a check failed that is not listed as expected to
+# fail below, for our driver or for libccid (libccid is the reference: if it
+# fails, the virtual reader is suspect).
+# Results: RESULTS_DIR/vreader-{ours,libccid}/RUN/ (vreader.log, lsusb.txt,
+# pcscd.log, sweep.log), result, console.log. SMARTCRD_LOG_LEVEL is passed to
+# pcscd.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+usage() { sed -n '7,15p' "$0" >&2; exit 2; }
+
+# The runs: NAME|PROFILE SETTINGS (smartcrd-vreader -o KEY=VALUE, sim/README.md).
+RUNS=(
+    "short-t1|level=short card-protocols=t1"
+    "short-t0|level=short card-protocols=t0"
+    "extended|level=extended"                        # chained: 271-byte messages
+    "extended-big|level=extended max-message=65554"  # whole APDUs in one message
+    "tpdu-t0|level=tpdu card-protocols=t0"
+    "short-hs|level=short speed=high"                # 512-byte bulk packets
+    "tpdu-t1|level=tpdu card-protocols=t1"
+)
+# Checks (RUN.CHECK) expected to fail, per driver, with the reason (listed
+# under the table; XFAIL or XPASS in it).
+declare -A XFAIL_OURS=(
+    [tpdu-t1.sweep]="T=1 at TPDU level: our driver has no T=1 engine yet (SetProtocol refuses T=1)"
+    [tpdu-t1.events]="T=1 at TPDU level: our driver has no T=1 engine yet (the reconnect fails)"
+)
+declare -A XFAIL_LIBCCID=()
+
+results=$VM_DIR/results
+ours=yes
+reference=yes
+args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --no-reference) reference=no; shift ;;
+        --reference-only) ours=no; shift ;;
+        -o) results=$2; shift 2 ;;
+        -h|--help) usage ;;
+        -*) usage ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+if [ $ours = yes ]; then
+    [ ${#args[@]} = 2 ] || usage
+    bundle=$(readlink -f "${args[0]}")
+    vreader=$(readlink -f "${args[1]}")
+    [ -d "$bundle" ] || vm_die "no bundle directory ${args[0]}"
+else
+    [ ${#args[@]} = 1 ] || usage
+    vreader=$(readlink -f "${args[0]}")
+fi
+[ -x "$vreader" ] || vm_die "no smartcrd-vreader at $vreader"
+
+timeout 1800 "$HERE/setup.sh"
+
+# scenario_args MODE: the scenario's arguments for all runs with one driver.
+scenario_args() {
+    local mode=$1 entry name first=yes
+    printf '%s\n' --bin "$vreader"
+    for entry in "${RUNS[@]}"; do
+        name=${entry%%|*}
+        [ $first = yes ] || echo ---
+        first=no
+        printf '%s\n' --name "$name" "$mode"
+        [ "$mode" = ours ] && echo "$bundle"
+        # shellcheck disable=SC2086
+        printf '%s\n' ${entry#*|}
+    done
+}
+
+# About 12 s per run under TCG, plus the boot; the guest gets 15 s less.
+BOOT_TIMEOUT=$((120 + 60 * ${#RUNS[@]}))
+ours_dir=$results/vreader-ours
+ref_dir=$results/vreader-libccid
+for d in "$ours_dir" "$ref_dir"; do
+    rm -rf "$d"
+done
+ours_rc=skipped
+ref_rc=skipped
+if [ $ours = yes ]; then
+    mapfile -t sargs < <(scenario_args ours)
+    ours_rc=0
+    vm_boot "$ours_dir" $BOOT_TIMEOUT "$VM_DIR/scenarios/vreader.sh" "${sargs[@]}" || ours_rc=$?
+fi
+if [ $reference = yes ]; then
+    mapfile -t sargs < <(scenario_args libccid)
+    ref_rc=0
+    vm_boot "$ref_dir" $BOOT_TIMEOUT "$VM_DIR/scenarios/vreader.sh" "${sargs[@]}" || ref_rc=$?
+fi
+
+# --- side by side -----------------------------------------------------------------
+# cell FILE CHECK XFAIL_REASON -> "PASS detail" / "FAIL detail" / "XFAIL" / "XPASS" / "-"
+cell() {
+    local f=$1 name=$2 xfail=$3 line verdict detail
+    [ -f "$f" ] || { echo "-"; return; }
+    line=$(grep -E "^(PASS|FAIL) $name(:|$)" "$f" | head -n 1)
+    [ -n "$line" ] || { echo "-"; return; }
+    verdict=${line%% *}
+    detail=${line#* "$name"}
+    detail=${detail#: }
+    detail=${detail% (see *}
+    if [ -n "$xfail" ]; then
+        [ "$verdict" = PASS ] && verdict=XPASS || verdict=XFAIL
+    fi
+    printf '%s %s' "$verdict" "$detail" | cut -c1-40
+}
+count_unexpected() {  # count_unexpected FILE XFAIL-ARRAY-NAME
+    local f=$1 line check run n=0
+    local -n xf=$2
+    [ -f "$f" ] || { echo 0; return; }
+    while read -r line; do
+        check=${line#FAIL }
+        check=${check%%:*}
+        [ -n "${xf[$check]:-}" ] || n=$((n + 1))
+    done < <(grep '^FAIL' "$f")
+    # A run that left no line at all (the guest died or timed out before it).
+    for run in "${RUNS[@]}"; do
+        run=${run%%|*}
+        grep -qE "^(PASS|FAIL) $run\." "$f" || n=$((n + 1))
+    done
+    echo "$n"
+}
+
+checks=$(for f in "$ours_dir/result" "$ref_dir/result"; do if [ -f "$f" ]; then cat "$f"; fi; done \
+    | sed -E 's/^(PASS|FAIL) ([^:]+).*/\2/' | awk '!seen[$0]++')
+echo
+printf '%-26s  %-40s  %s\n' "check" "ours" "libccid (reference)"
+printf '%-26s  %-40s  %s\n' "-----" "----" "-------------------"
+for c in $checks; do
+    printf '%-26s  %-40s  %s\n' "$c" "$(cell "$ours_dir/result" "$c" "${XFAIL_OURS[$c]:-}")" \
+        "$(cell "$ref_dir/result" "$c" "${XFAIL_LIBCCID[$c]:-}")"
+done
+boot_time() { cat "$1/boot-seconds" 2>/dev/null || echo -; }
+printf '%-26s  %-40s  %s\n' "exit status" "$ours_rc" "$ref_rc"
+printf '%-26s  %-40s  %s\n' "boot seconds" "$(boot_time "$ours_dir")" "$(boot_time "$ref_dir")"
+echo
+for c in "${!XFAIL_OURS[@]}"; do echo "expected to fail (ours): $c: ${XFAIL_OURS[$c]}"; done
+for c in "${!XFAIL_LIBCCID[@]}"; do echo "expected to fail (libccid): $c: ${XFAIL_LIBCCID[$c]}"; done
+
+# totals WHO FILE XFAIL-ARRAY-NAME: one line for test.sh to count; sets n.
+totals() {
+    local passes
+    n=$(count_unexpected "$2" "$3")
+    [ -f "$2" ] || n=1
+    passes=$(grep -c '^PASS' "$2" 2>/dev/null || true)
+    local -n xf=$3
+    local c x=0
+    for c in "${!xf[@]}"; do grep -qE "^FAIL $c(:|$)" "$2" 2>/dev/null && x=$((x + 1)); done
+    echo "run-vreader totals $1: ${passes:-0} passed, $n failed, $x expected failures"
+}
+bad=0
+if [ $ours = yes ]; then
+    totals ours "$ours_dir/result" XFAIL_OURS
+    [ "$n" = 0 ] || { echo "run-vreader: our driver: $n unexpected failures; logs in $ours_dir/"; bad=1; }
+fi
+if [ $reference = yes ]; then
+    totals libccid "$ref_dir/result" XFAIL_LIBCCID
+    [ "$n" = 0 ] || { echo "run-vreader: libccid: $n unexpected failures; logs in $ref_dir/"; bad=1; }
+fi
+[ $bad = 0 ] && echo "run-vreader: PASSED (expected failures aside)"
+exit $bad

@@ -1,0 +1,383 @@
+#!/bin/bash
+# Guest scenario: our virtual CCID reader (smartcrd-vreader, a FunctionFS gadget
+# on dummy_hcd) driven by pcscd with ONE driver bundle, its test applet swept by
+# applet_sweep. Runs INSIDE the test guest (tests/vm/run-vreader.sh boots it).
+# Several runs in one boot: the gadget is restarted with another profile
+# between runs.
+#
+# Usage: vreader.sh [--bin VREADER] RUN [--- RUN]...
+#   RUN:  [--name NAME] ours BUNDLE_DIR [KEY=VALUE...]
+#         [--name NAME] libccid [KEY=VALUE...]
+#   KEY=VALUE  profile settings for smartcrd-vreader -o (sim/README.md), e.g.
+#              level=tpdu card-protocols=t0
+#   VREADER    the smartcrd-vreader binary (host path); default: next to the
+#              staged bundle, STAGE/usr/bin/smartcrd-vreader
+# Checks, each a line "PASS NAME.check" / "FAIL NAME.check: why" in
+# $VM_RESULTS/result:
+#   usb-device   the gadget enumerates (VID:PID on the guest's USB bus)
+#   descriptor   lsusb -v shows the profile: VID/PID, the exchange level in
+#                dwFeatures, the bulk packet size of the speed asked for
+#   raw-host     (APDU levels) raw_host.c, a misbehaving host through libusb:
+#                runts, dwLength beyond the data, oversized messages, lone
+#                zero-length packets, odd class requests; the reader stays in step
+#                and takes messages ending on a packet boundary without a ZLP
+#   driver       only the chosen bundle is in /usr/lib/pcsc/drivers
+#   reader       pcscd shows the reader with a card
+#   sweep        applet_sweep: every short length both ways, 80 36 (61xx and
+#                GET RESPONSE at TPDU level with a T=0 card), extended lengths
+#                at extended level; data checked byte by byte
+#   events       card removal and insertion through the control socket, seen
+#                by SCardGetStatusChange
+#   pcscd-alive  pcscd still running after the sweep
+#   sanitizers   (only for a driver bundle built with ASan/UBSan) no report
+#   control      the control socket: status, errors for a bad slot or command
+#   replug       unplug/replug through the control socket: the device leaves
+#                and comes back on the bus
+#   vreader-stop smartcrd-vreader stops on "quit" and removes its gadget
+#   vreader-sanitizers  (only for a smartcrd-vreader built with ASan/UBSan) no
+#                report in its log
+# Files per run in $VM_RESULTS/NAME/: vreader.log, lsusb.txt, raw_host.log,
+# pcscd.log, sweep.log. Exit status 0 only when every check passed.
+set -uo pipefail   # no -e: every check runs and reports even after a failure
+# shellcheck source=guest-lib.sh
+. "$(dirname "$0")/guest-lib.sh"
+
+R=${VM_RESULTS:?run me in the test guest}
+RESULT=$R/result
+GADGETS=/sys/kernel/config/usb_gadget
+STASH=/var/lib/smartcrd-stashed-drivers   # use_only_bundle's
+: >"$RESULT"
+failures=0
+run=        # name of the current run, prefix of its checks
+
+pass() { echo "PASS $run.$1${2:+: $2}" | tee -a "$RESULT"; }
+fail() { echo "FAIL $run.$1: $2" | tee -a "$RESULT"; failures=$((failures + 1)); }
+log() { echo "vreader[$run]: $*"; }
+
+# --- modules and configfs ---------------------------------------------------
+
+# load_modules SPEED: dummy_hcd at full (is_high_speed=0) or high speed,
+# reloaded when the speed changes; libcomposite and usb_f_fs; configfs.
+load_modules() {
+    local want=N cur hs=0
+    [ "$1" = high ] && { want=Y; hs=1; }
+    cur=$(cat /sys/module/dummy_hcd/parameters/is_high_speed 2>/dev/null)
+    if [ -n "$cur" ] && [ "$cur" != "$want" ]; then
+        rmmod dummy_hcd || log "rmmod dummy_hcd failed"
+        cur=
+    fi
+    if [ -z "$cur" ]; then
+        modprobe -d "$VM_KERNEL_DIR" dummy_hcd is_high_speed=$hs \
+            || log "modprobe dummy_hcd failed"
+    fi
+    modprobe -d "$VM_KERNEL_DIR" libcomposite || log "modprobe libcomposite failed"
+    modprobe -d "$VM_KERNEL_DIR" usb_f_fs || log "modprobe usb_f_fs failed"
+    mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+}
+
+# --- the bundles ---------------------------------------------------------------
+
+# Undoes use_only_bundle: our copy out, the stashed bundles back.
+restore_bundles() {
+    local entry
+    rm -rf "$DRIVERS/ifd-smartcrd.bundle"
+    for entry in "$STASH"/*; do
+        [ -e "$entry" ] && mv "$entry" "$DRIVERS"/
+    done
+}
+
+# libccid takes only the VID/PIDs its Info.plist lists: add ours (three
+# parallel arrays, kept the same length). The guest's overlay takes the write.
+add_to_libccid() {
+    local vid=$1 pid=$2
+    python3 - "$DRIVERS/ifd-ccid.bundle/Contents/Info.plist" "$vid" "$pid" <<'EOF'
+import plistlib, sys
+path, vid, pid = sys.argv[1], "0x%04X" % int(sys.argv[2], 16), "0x%04X" % int(sys.argv[3], 16)
+with open(path, "rb") as f:
+    pl = plistlib.load(f)
+pairs = list(zip(pl["ifdVendorID"], pl["ifdProductID"]))
+if (vid, pid) not in [(v.upper().replace("X", "x"), p.upper().replace("X", "x")) for v, p in pairs]:
+    pl["ifdVendorID"].append(vid)
+    pl["ifdProductID"].append(pid)
+    pl["ifdFriendlyName"].append("smartcrd virtual reader")
+    with open(path, "wb") as f:
+        plistlib.dump(pl, f)
+EOF
+}
+
+# --- smartcrd-vreader --------------------------------------------------------
+
+vr_pid=
+vr_sock=
+
+# ctl COMMAND: one line to the control socket; prints the answer.
+ctl() {
+    timeout 10 python3 - "$vr_sock" "$1" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+print(s.makefile().readline().strip())
+EOF
+}
+
+# Removes a gadget left by a smartcrd-vreader that died, so the next run can bind.
+clean_stale_gadgets() {
+    local g
+    for g in "$GADGETS"/*/; do
+        [ -d "$g" ] || continue
+        echo "" >"$g/UDC" 2>/dev/null
+        umount /dev/ffs-* 2>/dev/null
+        rm -f "$g"/configs/*/ffs.* 2>/dev/null
+        rmdir "$g"/configs/*/strings/* "$g"/configs/* "$g"/functions/* "$g"/strings/* "$g" 2>/dev/null
+    done
+}
+
+# vreader_stop: "quit" on the control socket; TERM then KILL if it stays.
+vreader_stop() {
+    local answer rc
+    [ -n "$vr_pid" ] || return 1
+    answer=$(ctl quit 2>&1)
+    for _ in $(seq 1 20); do
+        kill -0 "$vr_pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 "$vr_pid" 2>/dev/null; then
+        kill -TERM "$vr_pid"
+        sleep 2
+        kill -KILL "$vr_pid" 2>/dev/null
+        wait "$vr_pid" 2>/dev/null
+        vr_pid=
+        fail vreader-stop "did not stop on quit (answer '$answer'), killed"
+        clean_stale_gadgets
+        return 1
+    fi
+    wait "$vr_pid"
+    rc=$?
+    vr_pid=
+    if [ "$answer" = ok ] && [ $rc = 0 ] && [ -z "$(ls -A "$GADGETS")" ]; then
+        pass vreader-stop
+    else
+        fail vreader-stop "answer '$answer', exit $rc, gadgets left: $(ls "$GADGETS" | tr '\n' ' ')"
+        clean_stale_gadgets
+    fi
+    # A smartcrd-vreader built with ASan/UBSan reports on stderr (vreader.log).
+    if readelf -d "$VREADER" 2>/dev/null | grep -qE 'NEEDED.*lib(a|ub)san'; then
+        if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$RD/vreader.log"; then
+            fail vreader-sanitizers "$(grep -m1 -E 'Sanitizer|runtime error:' "$RD/vreader.log")"
+        else
+            pass vreader-sanitizers
+        fi
+    fi
+}
+
+# --- the checks of one run ---------------------------------------------------------
+
+# opt KEY DEFAULT: the value of KEY=... among the run's profile settings.
+opt() {
+    local kv v=$2
+    for kv in "${opts[@]}"; do
+        [ "${kv%%=*}" = "$1" ] && v=${kv#*=}
+    done
+    echo "$v"
+}
+
+# check_descriptor VID PID LEVEL SPEED: lsusb -v of the device against the profile.
+check_descriptor() {
+    local id=$1:$2 level=$3 speed=$4 f="$RD/lsusb.txt" feat bits want mps want_mps
+    timeout 20 lsusb -v -d "$id" >"$f" 2>&1
+    feat=$(awk '/dwFeatures/ { print $2; exit }' "$f")   # hex, printed without 0x
+    [ -n "$feat" ] && feat=0x${feat#0x}
+    case $level in
+        character) want=0x00000 ;;
+        tpdu) want=0x10000 ;;
+        short) want=0x20000 ;;
+        extended) want=0x40000 ;;
+    esac
+    bits=$(printf '0x%05X' $(( ${feat:-0} & 0x70000 )))
+    mps=$(awk '/bmAttributes/ { attr = $2 } /wMaxPacketSize/ && attr == 2 { print $2; exit }' "$f")
+    want_mps=0x0040
+    [ "$speed" = high ] && want_mps=0x0200
+    if ! grep -qi "idVendor *0x$1" "$f" || ! grep -qi "idProduct *0x$2" "$f"; then
+        fail descriptor "lsusb -v does not show $id (see lsusb.txt)"
+    elif [ -z "$feat" ]; then
+        fail descriptor "no CCID class descriptor (dwFeatures) in lsusb -v"
+    elif [ "$bits" != "$want" ]; then
+        fail descriptor "dwFeatures $feat: level bits $bits, expected $want ($level)"
+    elif [ "$mps" != "$want_mps" ]; then
+        fail descriptor "bulk wMaxPacketSize $mps, expected $want_mps ($speed speed)"
+    else
+        pass descriptor "$id dwFeatures $feat ($level), bulk packets $mps"
+    fi
+}
+
+# check_control: status, and errors for a bad slot and an unknown command.
+check_control() {
+    local st bad unknown
+    st=$(ctl status)
+    bad=$(ctl "insert 9")
+    unknown=$(ctl "frobnicate")
+    case $st in
+        "ok bound=1 enabled=1 cards=1"*) ;;
+        *) fail control "status answered '$st'"; return ;;
+    esac
+    case $bad:$unknown in
+        "error: "*:"error: "*) pass control "$st" ;;
+        *) fail control "'insert 9' answered '$bad', 'frobnicate' '$unknown'" ;;
+    esac
+}
+
+# check_replug VID:PID: unplug and replug through the control socket.
+check_replug() {
+    local id=$1 a b gone=no
+    a=$(ctl unplug)
+    for _ in $(seq 1 20); do
+        usb_present "$id" || { gone=yes; break; }
+        sleep 0.25
+    done
+    b=$(ctl replug)
+    if [ "$a" != ok ] || [ "$b" != ok ]; then
+        fail replug "control answers: unplug '$a', replug '$b'"
+    elif [ $gone = no ]; then
+        fail replug "$id still on the bus 5 s after unplug"
+    elif ! wait_usb_device "$id" 10; then
+        fail replug "$id not back 10 s after replug"
+    else
+        pass replug
+    fi
+}
+
+usb_present() {
+    local d
+    for d in /sys/bus/usb/devices/*; do
+        [ "$(cat "$d/idVendor" 2>/dev/null):$(cat "$d/idProduct" 2>/dev/null)" = "$1" ] && return 0
+    done
+    return 1
+}
+
+# run_one MODE BUNDLE: one run with the current $run, $opts.
+run_one() {
+    local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() keep now rc summary
+    local -a san_env=()
+    local out
+    RD=$R/$run
+    mkdir -p "$RD"
+    vid=$(opt vid 1209); vid=${vid#0x}; vid=$(printf '%04x' "0x$vid")
+    pid=$(opt pid 5CCD); pid=${pid#0x}; pid=$(printf '%04x' "0x$pid")
+    level=$(opt level short)
+    speed=$(opt speed full)
+    id=$vid:$pid
+    for kv in "${opts[@]}"; do vopts+=(-o "$kv"); done
+    [ "$level" = extended ] && sweep_flags+=(-x)
+    if [ "$level" = tpdu ] && [ "$(opt card-protocols t0,t1)" = t0 ]; then
+        sweep_flags+=(-g)
+    fi
+    log "profile: ${opts[*]:-defaults} ($mode)"
+
+    load_modules "$speed"
+    clean_stale_gadgets
+    vr_sock=/run/vreader-$run.sock
+    "$VREADER" --gadget-name "vr$runs" --control "$vr_sock" "${vopts[@]}" \
+        >"$RD/vreader.log" 2>&1 &
+    vr_pid=$!
+    if wait_usb_device "$id" 15; then
+        pass usb-device
+    else
+        fail usb-device "no $id on the guest's USB bus after 15 s (smartcrd-vreader $(kill -0 $vr_pid 2>/dev/null && echo running || echo gone); see vreader.log)"
+        tail -n 5 "$RD/vreader.log"
+        vreader_stop
+        return
+    fi
+    check_descriptor "$vid" "$pid" "$level" "$speed"
+    # A misbehaving host first (no pcscd yet); its checks speak APDUs, so only
+    # at the APDU levels.
+    if [ "$level" = short ] || [ "$level" = extended ]; then
+        timeout 60 "$VM_BUILD/raw_host" "$id" >"$RD/raw_host.log" 2>&1
+        rc=$?
+        summary=$(grep -E '^raw_host: [0-9]+ passed' "$RD/raw_host.log" | tail -n 1)
+        if [ $rc = 0 ] && kill -0 "$vr_pid" 2>/dev/null; then
+            pass raw-host "${summary#raw_host: }"
+        else
+            fail raw-host "${summary#raw_host: }${summary:+, }exit $rc, smartcrd-vreader $(kill -0 "$vr_pid" 2>/dev/null && echo running || echo gone) (see raw_host.log)"
+            grep -m 5 '^FAIL' "$RD/raw_host.log"
+        fi
+    fi
+
+    restore_bundles
+    [ "$mode" = libccid ] && add_to_libccid "$vid" "$pid"
+    keep=$(use_only_bundle "$mode" "$bundle")
+    now=$(cd "$DRIVERS" && echo *)
+    if [ "$now" = "$keep" ]; then pass driver; else fail driver "found: $now"; fi
+
+    # (no process substitution: the guest has no /dev/fd)
+    out=$(sanitizer_env "$keep" "$RD")
+    [ -n "$out" ] && mapfile -t san_env <<<"$out"
+    if start_pcscd "$RD/pcscd.log" "ATR: " SMARTCRD_LOG_LEVEL="${SMARTCRD_LOG_LEVEL:-3}" \
+        LIBCCID_ifdLogLevel=0x0003 "${san_env[@]}"; then
+        pass reader "$(timeout 10 pcsc_scan -c -n 2>&1 | grep -m1 'ATR:' | sed 's/^ *//')"
+    else
+        fail reader "no reader with a card after 30 s (see pcscd.log)"
+    fi
+    timeout --kill-after=5 300 "$VM_BUILD/applet_sweep" "${sweep_flags[@]}" -c "$vr_sock" \
+        -t 240 >"$RD/sweep.log" 2>&1
+    rc=$?
+    summary=$(grep -E '^applet_sweep: [0-9]+ passed, [0-9]+ failed$' "$RD/sweep.log" | tail -n 1)
+    grep -E '^applet_sweep: (connected|sweep of|stopped)' "$RD/sweep.log"
+    if [ $rc = 0 ] && [ -n "$summary" ]; then
+        pass sweep "${summary#applet_sweep: }"
+    else
+        fail sweep "${summary#applet_sweep: }${summary:+, }exit $rc (see sweep.log)"
+        grep -m 8 -E '^(FAIL|applet_sweep: SCard)' "$RD/sweep.log"
+    fi
+    if grep -q 'removal seen ok' "$RD/sweep.log" && grep -q 'insertion seen ok' "$RD/sweep.log"; then
+        pass events
+    else
+        fail events "$(grep -E '^FAIL (removal|insertion)' "$RD/sweep.log" | tr '\n' ' ')"
+    fi
+    if pcscd_running; then pass pcscd-alive; else fail pcscd-alive "pcscd exited"; fi
+    stop_pcscd
+    if [ ${#san_env[@]} -gt 0 ]; then
+        out=$(find "$RD" -maxdepth 1 \( -name 'asan.*' -o -name 'ubsan.*' \) -printf '%f ')
+        if [ -z "$out" ]; then
+            pass sanitizers "driver built with sanitizers: no report"
+        else
+            fail sanitizers "reports: $out"
+        fi
+    fi
+    check_control
+    check_replug "$id"
+    vreader_stop
+}
+
+# --- arguments: [--bin VREADER] RUN [--- RUN]... ------------------------------
+
+VREADER=
+if [ "${1:-}" = --bin ]; then VREADER=$2; shift 2; fi
+runs=0
+while [ $# -gt 0 ]; do
+    runs=$((runs + 1))
+    run=run$runs
+    if [ "$1" = --name ]; then run=$2; shift 2; fi
+    mode=${1:-}
+    shift
+    bundle=
+    case $mode in
+        ours) bundle=${1:-}; shift ;;
+        libccid) ;;
+        *) echo "usage: $0 [--bin VREADER] [--name NAME] ours BUNDLE|libccid [KEY=VALUE...] [--- ...]"; exit 2 ;;
+    esac
+    opts=()
+    while [ $# -gt 0 ] && [ "$1" != --- ]; do opts+=("$1"); shift; done
+    [ "${1:-}" = --- ] && shift
+    if [ -z "$VREADER" ] && [ -n "$bundle" ]; then
+        VREADER=${bundle%/usr/lib/pcsc/drivers/*}/usr/bin/smartcrd-vreader
+    fi
+    if [ -z "$VREADER" ] || [ ! -x "$VREADER" ]; then
+        fail usb-device "no smartcrd-vreader binary ('$VREADER'): give --bin"
+        continue
+    fi
+    run_one "$mode" "$bundle"
+done
+dmesg >"$R/dmesg.txt" 2>&1
+echo "vreader: $(grep -c ^PASS "$RESULT") passed, $failures failed"
+[ $failures = 0 ]

@@ -21,6 +21,10 @@
 
 struct fake_dev;
 
+/* QEMU 7.2's usb-ccid class descriptor: 1 slot, T=0, TPDU level with automatic
+ * parameters (dwFeatures 0x000104FE), dwMaxCCIDMessageLength 65554. */
+extern const uint8_t fake_qemu_descriptor[54];
+
 /* A device with this class descriptor (QEMU's strings, bus 1 address 2). */
 struct fake_dev *fake_new(const uint8_t *class_desc, size_t class_desc_len);
 /* The transport to give to the driver. Its close() only marks the device

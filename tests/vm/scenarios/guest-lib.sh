@@ -89,3 +89,17 @@ sanitizer_env() {
         echo "UBSAN_OPTIONS=print_stacktrace=1:log_path=$2/ubsan"
     fi
 }
+
+# client_verdict CHECK PROGRAM LOG RC: a test client (apdu_loop, applet_sweep)
+# passes when it exited 0 and closed with "PROGRAM: N passed, M failed". Calls
+# the scenario's pass or fail; on failure shows the client's first FAIL lines.
+client_verdict() {
+    local check=$1 prog=$2 log=$3 rc=$4 summary
+    summary=$(grep -E "^$prog: [0-9]+ passed, [0-9]+ failed\$" "$log" | tail -n 1)
+    if [ "$rc" = 0 ] && [ -n "$summary" ]; then
+        pass "$check" "${summary#"$prog": }"
+    else
+        fail "$check" "${summary#"$prog": }${summary:+, }exit $rc (see $(basename "$log"))"
+        grep -m 10 -E "^(FAIL|$prog: SCard)" "$log"
+    fi
+}

@@ -153,14 +153,8 @@ log "apdu_loop: $APDU_ROUNDS rounds"
 timeout --kill-after=5 180 "$VM_BUILD/apdu_loop" -n "$APDU_ROUNDS" -t 150 \
     "$VM_CACHE/nssdb/smartcrd-cert1.der" >"$R/apdu_loop.log" 2>&1
 rc=$?
-summary=$(grep -E '^apdu_loop: [0-9]+ passed, [0-9]+ failed$' "$R/apdu_loop.log" | tail -n 1)
 grep -E '^apdu_loop: ([0-9]+ APDUs in|data lengths with failures|connected)' "$R/apdu_loop.log"
-if [ $rc = 0 ] && [ -n "$summary" ]; then
-    pass apdu_loop "${summary#apdu_loop: }"
-else
-    fail apdu_loop "${summary#apdu_loop: }${summary:+, }exit $rc (see apdu_loop.log)"
-    grep -m 10 -E '^(FAIL|apdu_loop: SCard)' "$R/apdu_loop.log"
-fi
+client_verdict apdu_loop apdu_loop "$R/apdu_loop.log" $rc
 end_phase 2
 
 # --- wrap up ----------------------------------------------------------------

@@ -6,10 +6,11 @@
 # between runs.
 #
 # Usage: vreader.sh [--bin VREADER] RUN [--- RUN]...
-#   RUN:  [--name NAME] ours BUNDLE_DIR [KEY=VALUE...]
-#         [--name NAME] libccid [KEY=VALUE...]
+#   RUN:  [--name NAME] ours BUNDLE_DIR [KEY=VALUE...] [+faults]
+#         [--name NAME] libccid [KEY=VALUE...] [+faults]
 #   KEY=VALUE  profile settings for smartcrd-vreader -o (sim/README.md), e.g.
 #              level=tpdu card-protocols=t0
+#   +faults    also the fault-* checks in this run
 #   VREADER    the smartcrd-vreader binary (host path); default: next to the
 #              staged bundle, STAGE/usr/bin/smartcrd-vreader
 # Checks, each a line "PASS NAME.check" / "FAIL NAME.check: why" in
@@ -24,11 +25,17 @@
 #   driver       only the chosen bundle is in /usr/lib/pcsc/drivers
 #   reader       pcscd shows the reader with a card
 #   sweep        applet_sweep: every short length both ways, 80 36 (61xx and
-#                GET RESPONSE at TPDU level with a T=0 card), extended lengths
-#                at extended level; data checked byte by byte
+#                GET RESPONSE at TPDU level with a T=0 card), 80 38 (the card
+#                takes time: time extensions paced in real time, checked where
+#                the reader sends CCID time extensions), extended lengths at
+#                extended level; data checked byte by byte
 #   events       card removal and insertion through the control socket, seen
 #                by SCardGetStatusChange
-#   pcscd-alive  pcscd still running after the sweep
+#   fault-NAME   (runs with +faults) "fault NAME 1" on the control socket, one
+#                APDU that must end in an error or the right answer within
+#                FAULT_SECONDS (never a hang), "fault off", then three APDUs
+#                that must work: the driver is back in step (applet_sweep -F)
+#   pcscd-alive  pcscd still running after the sweep (and the faults)
 #   sanitizers   (only for a driver bundle built with ASan/UBSan) no report
 #   control      the control socket: status, errors for a bad slot or command
 #   replug       unplug/replug through the control socket: the device leaves
@@ -45,6 +52,9 @@ set -uo pipefail   # no -e: every check runs and reports even after a failure
 R=${VM_RESULTS:?run me in the test guest}
 RESULT=$R/result
 GADGETS=/sys/kernel/config/usb_gadget
+TIME_UNIT_MS=100   # smartcrd-vreader --time-unit-ms: what one time extension costs
+FAULTS=(wrong-seq wrong-slot truncate long-length mute)   # checked with +faults
+FAULT_SECONDS=20   # the longest one APDU may take while a fault is on
 STASH=/var/lib/smartcrd-stashed-drivers   # use_only_bundle's
 : >"$RESULT"
 failures=0
@@ -255,9 +265,27 @@ usb_present() {
     return 1
 }
 
+# check_faults: applet_sweep -F, each fault once; a line per fault.
+check_faults() {
+    local list f line rc
+    list=$(IFS=,; echo "${FAULTS[*]}")
+    timeout --kill-after=5 $(( ${#FAULTS[@]} * 4 * FAULT_SECONDS + 30 )) \
+        "$VM_BUILD/applet_sweep" -c "$vr_sock" -F "$list" -T "$FAULT_SECONDS" >"$RD/faults.log" 2>&1
+    rc=$?
+    for f in "${FAULTS[@]}"; do
+        line=$(grep -m1 -E "^(PASS|FAIL) fault $f:" "$RD/faults.log")
+        case $line in
+            PASS*) pass "fault-$f" "${line#PASS fault "$f": }" ;;
+            FAIL*) fail "fault-$f" "${line#FAIL fault "$f": }" ;;
+            *) fail "fault-$f" "no result (applet_sweep exit $rc; see faults.log)" ;;
+        esac
+    done
+}
+
 # run_one MODE BUNDLE: one run with the current $run, $opts.
 run_one() {
     local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() keep now rc summary
+    local faults=no
     local -a san_env=()
     local out
     RD=$R/$run
@@ -267,17 +295,30 @@ run_one() {
     level=$(opt level short)
     speed=$(opt speed full)
     id=$vid:$pid
-    for kv in "${opts[@]}"; do vopts+=(-o "$kv"); done
+    for kv in "${opts[@]}"; do
+        case $kv in
+            +faults) faults=yes ;;
+            *) vopts+=(-o "$kv") ;;
+        esac
+    done
     [ "$level" = extended ] && sweep_flags+=(-x)
-    if [ "$level" = tpdu ] && [ "$(opt card-protocols t0,t1)" = t0 ]; then
-        sweep_flags+=(-g)
-    fi
+    # T=0 below the APDU levels: 61xx reaches the application, which sends the
+    # GET RESPONSE itself (ISO 7816-3 10.3.5; libccid does not at character level either).
+    case $level:$(opt card-protocols t0,t1) in
+        tpdu:t0 | character:t0) sweep_flags+=(-g) ;;
+    esac
+    # CCID time extensions (bulk IN, paced by the front end) come at the APDU
+    # levels and at TPDU level with T=0; elsewhere the card asks S(WTX) or
+    # sends NULL bytes, which are not paced.
+    case $level:$(opt card-protocols t0,t1) in
+        short:* | extended:* | tpdu:t0) sweep_flags+=(-w "$TIME_UNIT_MS") ;;
+    esac
     log "profile: ${opts[*]:-defaults} ($mode)"
 
     load_modules "$speed"
     clean_stale_gadgets
     vr_sock=/run/vreader-$run.sock
-    "$VREADER" --gadget-name "vr$runs" --control "$vr_sock" "${vopts[@]}" \
+    "$VREADER" --gadget-name "vr$runs" --control "$vr_sock" --time-unit-ms "$TIME_UNIT_MS" "${vopts[@]}" \
         >"$RD/vreader.log" 2>&1 &
     vr_pid=$!
     if wait_usb_device "$id" 15; then
@@ -321,19 +362,14 @@ run_one() {
     timeout --kill-after=5 300 "$VM_BUILD/applet_sweep" "${sweep_flags[@]}" -c "$vr_sock" \
         -t 240 >"$RD/sweep.log" 2>&1
     rc=$?
-    summary=$(grep -E '^applet_sweep: [0-9]+ passed, [0-9]+ failed$' "$RD/sweep.log" | tail -n 1)
     grep -E '^applet_sweep: (connected|sweep of|stopped)' "$RD/sweep.log"
-    if [ $rc = 0 ] && [ -n "$summary" ]; then
-        pass sweep "${summary#applet_sweep: }"
-    else
-        fail sweep "${summary#applet_sweep: }${summary:+, }exit $rc (see sweep.log)"
-        grep -m 8 -E '^(FAIL|applet_sweep: SCard)' "$RD/sweep.log"
-    fi
+    client_verdict sweep applet_sweep "$RD/sweep.log" $rc
     if grep -q 'removal seen ok' "$RD/sweep.log" && grep -q 'insertion seen ok' "$RD/sweep.log"; then
         pass events
     else
         fail events "$(grep -E '^FAIL (removal|insertion)' "$RD/sweep.log" | tr '\n' ' ')"
     fi
+    [ $faults = yes ] && check_faults
     if pcscd_running; then pass pcscd-alive; else fail pcscd-alive "pcscd exited"; fi
     stop_pcscd
     if [ ${#san_env[@]} -gt 0 ]; then

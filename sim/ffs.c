@@ -62,9 +62,12 @@ static void usage(FILE *out)
 		"  -o KEY=VALUE        one profile setting (repeatable; see sim/README.md)\n"
 		"  --gadget-name NAME  configfs gadget and functionfs instance (default vreader)\n"
 		"  --udc NAME          the UDC to bind (default: the only one in /sys/class/udc)\n"
-		"  --control PATH      Unix socket for insert N, remove N, unplug, replug,\n"
+		"  --control PATH      Unix socket for insert N, remove N, hwerror N,\n"
+		"                      fault NAME [COUNT], fault off, unplug, replug,\n"
 		"                      status, quit\n"
 		"  --no-card SLOT      start with slot SLOT empty (repeatable)\n"
+		"  --time-unit-ms MS   real time each time extension stands for (default 100,\n"
+		"                      0: none, at most 2000)\n"
 		"  -v, --verbose       log every message in hex\n"
 		"Needs root, configfs mounted, libcomposite and usb_f_fs loaded.\n");
 }
@@ -148,6 +151,7 @@ static int parse_options(struct ffs *f, int argc, char **argv)
 		{ "udc", required_argument, NULL, 'u' },
 		{ "control", required_argument, NULL, 'c' },
 		{ "no-card", required_argument, NULL, 'n' },
+		{ "time-unit-ms", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -188,6 +192,16 @@ static int parse_options(struct ffs *f, int argc, char **argv)
 				return -1;
 			}
 			f->no_card[slot] = true;
+			break;
+		case 't':
+			errno = 0;
+			slot = strtoul(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 || slot > FFS_TIME_UNIT_MS_MAX) {
+				ffs_log("--time-unit-ms %s: not a number of milliseconds 0..%u", optarg,
+					FFS_TIME_UNIT_MS_MAX);
+				return -1;
+			}
+			f->time_unit_ms = (unsigned)slot;
 			break;
 		case 'v':
 			/* Our packet-level dumps, and the reader's card events. */
@@ -303,6 +317,7 @@ int main(int argc, char **argv)
 
 	f.ep0 = f.ep_out = f.ep_in = f.ep_int = -1;
 	strcpy(f.gadget_name, "vreader");
+	f.time_unit_ms = FFS_TIME_UNIT_MS_DEFAULT;
 	pthread_mutex_init(&f.lock, NULL);
 	if (init_wake(&f.wake) != 0) {
 		ffs_log("cannot set up a condition variable");

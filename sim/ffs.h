@@ -22,6 +22,10 @@
 /* Bulk OUT messages larger than this are refused whatever the profile says:
  * a 10-byte header, an extended APDU (4 + 3 + 65535 + 2) and some slack. */
 #define FFS_MAX_OUT_MESSAGE (10 + 65544 + 1024)
+/* --time-unit-ms: default, and the most a host should have to wait for one
+ * (libccid and our driver wait seconds between bulk IN messages). */
+#define FFS_TIME_UNIT_MS_DEFAULT 100u
+#define FFS_TIME_UNIT_MS_MAX 2000u
 
 enum ffs_ep { FFS_EP_OUT = 1, FFS_EP_IN = 2, FFS_EP_INT = 3 };
 
@@ -32,6 +36,10 @@ struct ffs {
 	char udc[64];
 	char control_path[FFS_PATH_MAX];
 	bool no_card[VR_MAX_SLOTS];
+	/* Real time each bulk IN time extension stands for (--time-unit-ms): the
+	 * bulk IN thread waits this long after sending one, so that the answer
+	 * of "80 38 00 xx" comes xx units later. 0: no pacing. */
+	unsigned time_unit_ms;
 
 	/* What ffs_gadget.c made, so that teardown undoes exactly that. */
 	char gadget_dir[FFS_PATH_MAX];   /* /sys/kernel/config/usb_gadget/NAME */

@@ -3,6 +3,9 @@
  *   insert N | remove N   a card in or out of slot N (a NotifySlotChange)
  *   unplug | replug       unbind / bind the UDC (a hot unplug for the host)
  *   hwerror N             a HardwareError (overcurrent) for slot N
+ *   fault NAME [COUNT]    the reader misbehaves for its next COUNT (default 1)
+ *                         uses of fault NAME (vr_set_fault; COUNT 0: off)
+ *   fault off             every fault off
  *   status                "ok bound=.. enabled=.. cards=.. out=.. in=.. ..."
  *   quit                  stop the program (as SIGTERM does)
  * The main thread runs this loop with poll(); it also watches a signalfd for
@@ -113,6 +116,54 @@ static void hw_error(struct ffs *f, const char *arg, char *out, size_t cap)
 	snprintf(out, cap, "ok");
 }
 
+/* The core's fault names (vreader.h, vr_set_fault), for "fault off". */
+static const char *const fault_names[] = {
+	"wrong-seq", "wrong-slot", "truncate", "long-length", "mute", "time-storm",
+	"t1-bad-edc", "t1-lost",
+};
+#define FAULT_COUNT_MAX 1000u
+
+/* fault NAME [COUNT] | fault off */
+static void fault(struct ffs *f, const char *name, const char *count, char *out, size_t cap)
+{
+	const char *why = NULL;
+	unsigned long n = 1;
+	char *end;
+	size_t i;
+	int rc = 0;
+
+	if (name == NULL) {
+		snprintf(out, cap, "error: fault NAME [COUNT] or fault off");
+		return;
+	}
+	if (count != NULL) {
+		errno = 0;
+		n = strtoul(count, &end, 10);
+		if (*count == '\0' || *end != '\0' || errno != 0 || n > FAULT_COUNT_MAX) {
+			snprintf(out, cap, "error: count '%.32s' is not a number 0..%u", count,
+				 FAULT_COUNT_MAX);
+			return;
+		}
+	}
+	pthread_mutex_lock(&f->lock);
+	if (strcmp(name, "off") == 0) {
+		for (i = 0; i < sizeof(fault_names) / sizeof(fault_names[0]) && rc == 0; i++)
+			rc = vr_set_fault(f->vr, fault_names[i], 0, &why);
+	} else {
+		rc = vr_set_fault(f->vr, name, (unsigned)n, &why);
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (rc != 0) {
+		snprintf(out, cap, "error: fault '%.32s': %s", name, why ? why : "refused");
+		return;
+	}
+	if (strcmp(name, "off") == 0)
+		ffs_log("control: every fault off");
+	else
+		ffs_log("control: fault %s for the next %lu uses", name, n);
+	snprintf(out, cap, "ok");
+}
+
 static void plug(struct ffs *f, bool in, char *out, size_t cap)
 {
 	bool bound;
@@ -154,6 +205,7 @@ static int command(struct ffs *f, char *line, char *out, size_t cap)
 {
 	char *save = NULL, *word = strtok_r(line, " \t\r", &save);
 	char *arg = strtok_r(NULL, " \t\r", &save);
+	char *arg2 = arg ? strtok_r(NULL, " \t\r", &save) : NULL;
 
 	if (word == NULL) {
 		snprintf(out, cap, "error: empty command");
@@ -163,6 +215,8 @@ static int command(struct ffs *f, char *line, char *out, size_t cap)
 		plug(f, word[0] == 'r', out, cap);
 	} else if (strcmp(word, "hwerror") == 0) {
 		hw_error(f, arg, out, cap);
+	} else if (strcmp(word, "fault") == 0) {
+		fault(f, arg, arg2, out, cap);
 	} else if (strcmp(word, "status") == 0) {
 		status(f, out, cap);
 	} else if (strcmp(word, "quit") == 0) {
@@ -170,7 +224,7 @@ static int command(struct ffs *f, char *line, char *out, size_t cap)
 		return 1;
 	} else {
 		snprintf(out, cap, "error: unknown command '%.32s' (insert N, remove N, hwerror N, "
-			 "unplug, replug, status, quit)", word);
+			 "fault NAME [COUNT], fault off, unplug, replug, status, quit)", word);
 	}
 	return 0;
 }

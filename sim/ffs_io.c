@@ -207,6 +207,26 @@ static int write_all(struct ffs *f, int fd, const uint8_t *buf, size_t n)
 	return 0;
 }
 
+/* A RDR_to_PC_DataBlock with bmCommandStatus 2 (CCID 1.1 6.2.6: time
+ * extension; bStatus is byte 7, the command status its bits 6-7). */
+static bool is_time_extension(const uint8_t *m, size_t n)
+{
+	return n >= CCID_HEADER && m[0] == 0x80 && (m[7] >> 6) == 2;
+}
+
+/* The card's time after a time extension: the core queues them all at once,
+ * so without this wait the answer would follow at wire speed and a host's
+ * timeout would never be tested. bError (byte 8) is the multiplier the
+ * reader asked for. ffs_io_stop's SIGUSR1 cuts the wait short. */
+static void pace_time_extension(struct ffs *f, const uint8_t *m)
+{
+	uint64_t ms = (uint64_t)f->time_unit_ms * (m[8] ? m[8] : 1u);
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	if (ms > 0 && !ffs_stopping(f))
+		nanosleep(&ts, NULL);
+}
+
 static void *bulk_in_thread(void *arg)
 {
 	struct ffs *f = arg;
@@ -233,6 +253,8 @@ static void *bulk_in_thread(void *arg)
 		mps = packet_size(f->ep_in);
 		if (n % mps == 0 && write_all(f, f->ep_in, buf, 0) != 0 && !ffs_quiet_error(errno))
 			ffs_log("bulk IN: zero-length packet: %s", strerror(errno));
+		if (is_time_extension(buf, n))
+			pace_time_extension(f, buf);
 	}
 	free(buf);
 	return NULL;

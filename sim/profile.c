@@ -287,6 +287,8 @@ int vr_profile_check(const struct vr_profile *p, const char **why)
 		*why = "the card needs a protocol";
 	else if (p->card.hist_len > VR_HIST_MAX)
 		*why = "card-historical too long";
+	else if (p->card.relay_port != 0 && p->card.relay_port + p->slots - 1u > 65535u)
+		*why = "card-relay: the port of the last slot (PORT + slots - 1) exceeds 65535";
 	else if (vrp_check_fidi(p->card.ta1, why) == 0 &&
 		 check_list(p->clocks, p->n_clocks, p->max_clock, why, "a clock in clocks exceeds max-clock") == 0)
 		check_list(p->rates, p->n_rates, p->max_rate, why, "a rate in rates exceeds max-rate");

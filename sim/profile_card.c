@@ -1,4 +1,5 @@
 /* The card's profile keys (card-*), documented in sim/README.md. */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "profile_priv.h"
@@ -58,6 +59,43 @@ static int set_card_protocols(struct vr_card_profile *c, const char *v, const ch
 	return 0;
 }
 
+/* "none" or "vicc:HOST:PORT", HOST an IPv4 address (vicc_relay.h). */
+static int set_relay(struct vr_card_profile *c, const char *v, const char **why)
+{
+	char host[sizeof(c->relay_host)];
+	struct in_addr addr;
+	const char *colon;
+	uint32_t port;
+	size_t n;
+
+	if (strcmp(v, "none") == 0) {
+		c->relay_host[0] = '\0';
+		c->relay_port = 0;
+		return 0;
+	}
+	colon = strrchr(v, ':');
+	if (strncmp(v, "vicc:", 5) != 0 || colon == NULL || colon < v + 5) {
+		*why = "card-relay is none or vicc:HOST:PORT";
+		return -1;
+	}
+	n = (size_t)(colon - (v + 5));
+	if (n == 0 || n >= sizeof(host)) {
+		*why = "card-relay: HOST is an IPv4 address";
+		return -1;
+	}
+	memcpy(host, v + 5, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, &addr) != 1) {
+		*why = "card-relay: HOST is an IPv4 address";
+		return -1;
+	}
+	if (vrp_parse_u32(colon + 1, 10, 1, 65535, &port, why) != 0)
+		return -1;
+	memcpy(c->relay_host, host, n + 1);
+	c->relay_port = (uint16_t)port;
+	return 0;
+}
+
 int vrp_set_card_key(struct vr_card_profile *c, const char *k, const char *v, const char **why)
 {
 	if (strcmp(k, "card") == 0)
@@ -114,6 +152,8 @@ int vrp_set_card_key(struct vr_card_profile *c, const char *k, const char *v, co
 		return set_hist(c, v, why);
 	if (strcmp(k, "card-pin") == 0)
 		return vrp_parse_pin(c->pin, v, why);
+	if (strcmp(k, "card-relay") == 0)
+		return set_relay(c, v, why);
 	if (strcmp(k, "card-voltages") == 0)
 		return vrp_set_voltages(&c->voltages, v, why);
 	return 1;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vcard.h"
+#include "vicc_relay.h"
 #include "vr_log.h"
 
 #define TS_DIRECT 0x3B
@@ -119,6 +120,8 @@ void vcard_free(struct vcard *c)
 	free(c->t1.cmd);
 	free(c->t1.rsp);
 	c->pending = c->t1.cmd = c->t1.rsp = NULL;
+	vicc_relay_free(c->relay);
+	c->relay = NULL;
 }
 
 bool vcard_takes_voltage(const struct vcard *c, uint8_t class_bit)
@@ -154,6 +157,40 @@ static size_t put_sw(uint8_t *out, size_t at, uint16_t sw)
 	return at + 2;
 }
 
+/* ---- who answers: the applet or vicc -------------------------------------------- */
+
+/* A parsed short command back to bytes (ISO 7816-4 5.1), for vicc. */
+static size_t encode_short(const struct apdu *cmd, uint8_t out[5 + 255 + 1])
+{
+	size_t n = 4;
+
+	out[0] = cmd->cla;
+	out[1] = cmd->ins;
+	out[2] = cmd->p1;
+	out[3] = cmd->p2;
+	if (cmd->nc > 0) {
+		out[n++] = (uint8_t)cmd->nc;
+		memcpy(out + n, cmd->data, cmd->nc);
+		n += cmd->nc;
+	}
+	if (cmd->has_le)
+		out[n++] = (uint8_t)(cmd->ne >= 256 ? 0 : cmd->ne);
+	return n;
+}
+
+/* One command, data into out (APPLET_MAX_DATA), status and delay into r. The
+ * T=0 paths only make short commands (P3 is one byte). */
+static void process(struct vcard *c, const struct apdu *cmd, uint8_t *out, struct applet_reply *r)
+{
+	uint8_t raw[5 + 255 + 1];
+
+	if (c->relay == NULL) {
+		applet_process(&c->applet, cmd, out, APPLET_MAX_DATA, r);
+		return;
+	}
+	vcard_relay_apdu(c, raw, encode_short(cmd, raw), out, VCARD_RESPONSE_MAX, r);
+}
+
 /* ---- APDU level ---------------------------------------------------------------- */
 
 size_t vcard_apdu(struct vcard *c, const uint8_t *apdu, size_t len, uint8_t *out, size_t cap,
@@ -166,6 +203,11 @@ size_t vcard_apdu(struct vcard *c, const uint8_t *apdu, size_t len, uint8_t *out
 	if (cap < VCARD_RESPONSE_MAX)
 		return 0;
 	drop_pending(c);
+	if (c->relay != NULL) {
+		/* vicc judges the command itself: the relay passes it unchanged */
+		vcard_relay_apdu(c, apdu, len, out, cap, &r);
+		return put_sw(out, r.len, r.sw);
+	}
 	if (apdu_parse(apdu, len, &cmd) != 0) {
 		vr_err("card: malformed APDU of %zu bytes (length fields do not match)", len);
 		return put_sw(out, 0, SW_WRONG_LENGTH);
@@ -222,7 +264,7 @@ static size_t outgoing(struct vcard *c, struct apdu *cmd, uint8_t p3, uint8_t *o
 
 	cmd->has_le = true;
 	cmd->ne = ne;
-	applet_process(&c->applet, cmd, out, APPLET_MAX_DATA, &r);
+	process(c, cmd, out, &r);
 	*delay = r.delay;
 	if (r.len == 0 || r.len == ne)
 		return put_sw(out, r.len, r.sw);
@@ -236,7 +278,7 @@ static size_t incoming(struct vcard *c, struct apdu *cmd, uint8_t *out, unsigned
 {
 	struct applet_reply r;
 
-	applet_process(&c->applet, cmd, out, APPLET_MAX_DATA, &r);
+	process(c, cmd, out, &r);
 	*delay = r.delay;
 	if (r.len == 0)
 		return put_sw(out, 0, r.sw);

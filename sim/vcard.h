@@ -56,7 +56,13 @@ struct vcard {
 	uint8_t *pending;
 	size_t pending_len, pending_off;
 	uint16_t pending_sw;
+	/* card-relay: vicc answers in place of the applet (vcard_relay.c); NULL
+	 * for the built-in applet. mute: vicc did not answer the last command. */
+	struct vicc_relay *relay;
+	bool mute;
 };
+
+struct vicc_relay;
 
 /* The ATR for a card profile (TCK added when a protocol other than T=0 is
  * offered). Returns its length, 0 if the profile cannot make one. */
@@ -79,6 +85,23 @@ size_t vcard_apdu(struct vcard *c, const uint8_t *apdu, size_t len, uint8_t *out
  * SW1 SW2, with 61xx and 6Cxx as a T=0 card produces them. */
 size_t vcard_t0_tpdu(struct vcard *c, const uint8_t *tpdu, size_t len, uint8_t *out, size_t cap,
 		     unsigned *delay);
+
+/* vcard_relay.c: the card when card-relay names a vicc (vicc_relay.h).
+ * Open the relay (listening on port + slot); 0, -1 with a log line. */
+int vcard_relay_open(struct vcard *c, unsigned slot);
+/* Power-on: the built-in card is always ready; a relayed card is powered up
+ * in vicc and its ATR (with the protocol values the reader needs from it)
+ * becomes the card's. 0, or -1 when the card is mute (no vicc, no ATR, an ATR
+ * that does not parse). */
+int vcard_power_on(struct vcard *c);
+void vcard_power_off(struct vcard *c);
+/* A command APDU to vicc: the response APDU in out (cap at least
+ * VCARD_RESPONSE_MAX), as struct applet_reply. A malformed answer gives
+ * 6F 00; no answer also sets c->mute. */
+void vcard_relay_apdu(struct vcard *c, const uint8_t *apdu, size_t len, uint8_t *out, size_t cap,
+		      struct applet_reply *r);
+/* Did the card stay mute since the last call (vicc gone)? Clears the flag. */
+bool vcard_take_mute(struct vcard *c);
 
 /* vcard_t1.c: one T=1 block from the host, the block the card sends back
  * (out: at least VCARD_T1_BLOCK_MAX bytes). Time the card needs shows as an

@@ -136,10 +136,10 @@ void vr_fail(struct vreader *vr, const struct vr_cmd *c, uint8_t error, const ch
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
-static int slot_init(struct vr_slot *s, const struct vr_profile *p)
+static int slot_init(struct vr_slot *s, const struct vr_profile *p, unsigned index)
 {
 	memset(s, 0, sizeof(*s));
-	if (vcard_init(&s->card, &p->card) != 0)
+	if (vcard_init(&s->card, &p->card) != 0 || vcard_relay_open(&s->card, index) != 0)
 		return -1;
 	s->cmd = malloc(VR_APDU_MAX);
 	s->rsp = malloc(VCARD_RESPONSE_MAX);
@@ -179,7 +179,7 @@ struct vreader *vr_new(const struct vr_profile *p)
 	}
 	vr->p = *p;
 	for (unsigned i = 0; i < p->slots; i++) {
-		if (slot_init(&vr->slot[i], p) != 0) {
+		if (slot_init(&vr->slot[i], p, i) != 0) {
 			vr_free(vr);
 			return NULL;
 		}

@@ -1,7 +1,8 @@
 /* The virtual CCID reader: the device side of USB CCID 1.1, with a virtual card
  * in each slot.
  *
- * It is pure logic with no I/O: a front end feeds it what the host sent (bulk
+ * It is pure logic with no I/O (except a card relayed to vicc, sim/vicc_relay.h,
+ * which vr_bulk_out waits for, bounded): a front end feeds it what the host sent (bulk
  * OUT messages, class requests on ep0) and takes what the device sends back
  * (bulk IN answers, interrupt IN notifications). Two front ends exist:
  *   - sim/ffs.c: a FunctionFS gadget on dummy_hcd, seen by the kernel as a real
@@ -49,6 +50,11 @@ struct vr_card_profile {
 	unsigned hist_len;
 	char pin[VR_PIN_MAX + 1]; /* the applet's PIN, ASCII digits */
 	uint8_t voltages;         /* classes the card answers at: 1 5 V, 2 3 V, 4 1.8 V */
+	/* card-relay=vicc:HOST:PORT (issue 3, item 4b): the card is a vicc card
+	 * reached through sim/vicc_relay.c, slot n listening on relay_port + n;
+	 * relay_port 0: the built-in applet. */
+	char relay_host[16];      /* IPv4 address, dotted */
+	uint16_t relay_port;
 };
 
 /* What the reader says of itself (descriptors) and how it behaves. */

@@ -78,6 +78,8 @@ void vr_remove_card(struct vreader *vr, unsigned slot)
 	s = &vr->slot[slot];
 	if (!s->present)
 		return;
+	if (s->powered)
+		vcard_power_off(&s->card); /* a relayed card: vicc hears it too */
 	s->present = false;
 	s->powered = false;
 	s->clock_stopped = false;

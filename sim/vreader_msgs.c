@@ -157,10 +157,16 @@ static void power_on(struct vreader *vr, const struct vr_cmd *c)
 		vr_fail(vr, c, ERR_ICC_MUTE, "the card does not answer at this voltage");
 		return;
 	}
+	vcard_reset(&s->card);
+	if (vcard_power_on(&s->card) != 0) {
+		/* a relayed card whose vicc is not there (vcard_relay.c) */
+		s->powered = false;
+		vr_fail(vr, c, ERR_ICC_MUTE, "the card gave no ATR");
+		return;
+	}
 	s->powered = true;
 	s->pps_allowed = true;
 	s->clock_stopped = false;
-	vcard_reset(&s->card);
 	vr_slot_clear_chains(s);
 	vr_default_params(s, &vr->p, vcard_default_protocol(&s->card));
 	vr_info("slot %u: card powered, ATR of %zu bytes", c->slot, s->card.atr_len);
@@ -179,8 +185,10 @@ static void slot_status(struct vreader *vr, const struct vr_cmd *c)
 
 static void power_off(struct vreader *vr, const struct vr_cmd *c)
 {
-	if (c->s->powered)
+	if (c->s->powered) {
 		vr_info("slot %u: card powered off", c->slot);
+		vcard_power_off(&c->s->card);
+	}
 	c->s->powered = false;
 	c->s->clock_stopped = false;
 	vcard_reset(&c->s->card);

@@ -134,6 +134,11 @@ static void send_to_card(struct vreader *vr, const struct vr_cmd *c, const uint8
 		vr_fail(vr, c, ERR_PROTOCOL_NOT_SUPPORTED, "Secure at this level and protocol is not implemented");
 		return;
 	}
+	if (vcard_take_mute(&s->card)) {
+		s->powered = false;
+		vr_fail(vr, c, ERR_ICC_MUTE, "the card did not answer (vicc gone)");
+		return;
+	}
 	vr_answer(vr, c, CMD_OK, 0, 0, s->rsp, n);
 }
 

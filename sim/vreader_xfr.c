@@ -113,6 +113,20 @@ static void pps(struct vreader *vr, const struct vr_cmd *c)
 /* abData goes out on the I/O line; wLevelParameter bytes are read back (0:
  * none). Fewer bytes from the card than asked: the reader times out (mute),
  * and the bytes stay for the next read. */
+/* A relayed card whose vicc left or stopped answering (vcard_relay.c) is mute:
+ * failed, bError FE, what it had half sent on its line is dropped, and the
+ * slot is inactive until the host powers the card up again. */
+static bool card_mute(struct vreader *vr, const struct vr_cmd *c)
+{
+	if (!vcard_take_mute(&c->s->card))
+		return false;
+	vcard_char_reset(&c->s->card);
+	vr_slot_clear_chains(c->s);
+	c->s->powered = false;
+	vr_fail(vr, c, ERR_ICC_MUTE, "the card did not answer (vicc gone)");
+	return true;
+}
+
 static void xfr_char(struct vreader *vr, const struct vr_cmd *c)
 {
 	struct vr_slot *s = c->s;
@@ -128,6 +142,8 @@ static void xfr_char(struct vreader *vr, const struct vr_cmd *c)
 	} else if (c->len > 0) {
 		s->pps_allowed = false;
 		vcard_char_in(&s->card, s->protocol, c->data, c->len, s->rsp);
+		if (card_mute(vr, c))
+			return;
 	}
 	waiting = vcard_char_waiting(&s->card);
 	if (waiting < want) {
@@ -153,6 +169,8 @@ static void xfr_tpdu(struct vreader *vr, const struct vr_cmd *c)
 	if (s->protocol == 1) {
 		/* T=1: the abData is one block; the card's block comes back */
 		n = vcard_t1_block(&s->card, c->data, c->len, s->rsp);
+		if (card_mute(vr, c))
+			return;
 		if (vr_fault_take(vr, VR_FAULT_T1_LOST)) {
 			vr_fail(vr, c, ERR_ICC_MUTE, "fault: the card's T=1 block is lost");
 			return;
@@ -163,6 +181,8 @@ static void xfr_tpdu(struct vreader *vr, const struct vr_cmd *c)
 		return;
 	}
 	n = vcard_t0_tpdu(&s->card, c->data, c->len, s->rsp, VCARD_RESPONSE_MAX, &delay);
+	if (card_mute(vr, c))
+		return;
 	time_extensions(vr, c, delay);
 	data_block(vr, c, 0, s->rsp, n);
 }
@@ -180,6 +200,8 @@ static void xfr_short(struct vreader *vr, const struct vr_cmd *c)
 		return;
 	}
 	n = vcard_apdu(&s->card, c->data, c->len, s->rsp, VCARD_RESPONSE_MAX, &delay);
+	if (card_mute(vr, c))
+		return;
 	if (n > max_part(vr)) {
 		vr_fail(vr, c, ERR_BAD_DATA, "response larger than dwMaxCCIDMessageLength allows");
 		return;
@@ -216,6 +238,8 @@ static void run_apdu(struct vreader *vr, const struct vr_cmd *c, const uint8_t *
 
 	s->rsp_len = vcard_apdu(&s->card, apdu, len, s->rsp, VCARD_RESPONSE_MAX, &delay);
 	s->rsp_off = 0;
+	if (card_mute(vr, c))
+		return;
 	time_extensions(vr, c, delay);
 	send_response_part(vr, c, true);
 }

@@ -11,16 +11,31 @@
  *        over T=0 at TPDU level (-g): 61 xx, then 00 C0 00 00 xx -> the bytes, 90 00
  *   -x: 80 00 04 V 00 Lh Ll                              -> Lh*256+Ll bytes of V, 90 00
  *       80 12 01 80 00 Lh Ll <that many bytes>           -> 90 00
+ *   -E (instead of the sweep): 80 38 00 xx (xx = 1, 4, 12), the card takes
+ *       time -> 90 00; the reader sends xx time extensions first (or the card
+ *       asks S(WTX) / sends NULL bytes); -w MS: each must really take MS ms
+ *       (smartcrd-vreader --time-unit-ms), so the answer may not come before
+ *       xx * MS ms
  *   -c SOCKET: card removal and insertion through smartcrd-vreader's control
  *       socket, seen by SCardGetStatusChange, then the applet selected again.
+ *   -F FAULT[,FAULT...] (with -c; instead of the sweep): for each fault, "fault
+ *       FAULT 1" on the control socket, one APDU (80 34 00 10 10) that must
+ *       end in an error or the correct answer within -T seconds (a hang is
+ *       reported and ends the program), "fault off", then three APDUs that
+ *       must work (the host is back in step; one reconnect is allowed when
+ *       PC/SC reports the card reset or removed). One line per fault:
+ *       "PASS fault FAULT: ..." or "FAIL fault FAULT: ...".
  *
  * It runs in the test guest (tests/vm/scenarios/vreader.sh); it is built on
  * the host by tests/vm/setup.sh. Usage:
- *   applet_sweep [-r READER_SUBSTRING] [-x] [-g] [-c SOCKET] [-t SECONDS] [-v]
+ *   applet_sweep [-r READER_SUBSTRING] [-x] [-g] [-w MS] [-c SOCKET] [-t SECONDS] [-v]
+ *   applet_sweep [-r READER_SUBSTRING] -E [-w MS] [-v]
+ *   applet_sweep [-r READER_SUBSTRING] -c SOCKET -F FAULT[,FAULT...] [-T SECONDS] [-v]
  * Last line: "applet_sweep: N passed, M failed" (checks); exit 0 only when
  * nothing failed.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -215,6 +230,33 @@ static void get_response(struct sweep *s, bool t0_tpdu)
 	}
 }
 
+/* 80 38 00 xx: the card takes xx units of time, the host must wait them out
+ * (CCID time extensions, T=1 WTX or T=0 NULL bytes, as the level has it).
+ * unit_ms > 0: the answer may not come earlier than xx units. */
+static void time_taking(struct sweep *s, unsigned unit_ms)
+{
+	static const uint8_t units[] = { 1, 4, 12 };
+	uint8_t cmd[4] = { 0x80, 0x38, 0x00, 0 };
+	double t, took, least;
+	size_t i;
+
+	for (i = 0; i < sizeof(units) && !stop(s); i++) {
+		cmd[3] = units[i];
+		t = now_s();
+		if (!xfer(s, "80 38 (time extension)", cmd, sizeof(cmd), NULL, 0, 0x9000))
+			continue;
+		took = now_s() - t;
+		least = units[i] * unit_ms / 1000.0;
+		printf("applet_sweep: 80 38 00 %02X answered 90 00 after %.2f s\n", units[i], took);
+		if (took + 0.005 < least) {
+			/* xfer counted a pass; the timing check turns it into a failure */
+			s->passed--;
+			fail(s, "80 38 (time extension)", cmd, sizeof(cmd),
+			     "answered before the time the card takes: no real time extension");
+		}
+	}
+}
+
 static const unsigned ext_lens[] = { 1, 255, 256, 257, 258, 511, 512, 1000, 4095,
 				     4096, 10000, 32768, 65534, 65535 };
 #define N_EXT (sizeof(ext_lens) / sizeof(ext_lens[0]))
@@ -381,10 +423,156 @@ static int find_reader(struct sweep *s, const char *want)
 	return 0;
 }
 
+/* --- faults on demand (-F) -------------------------------------------------- */
+
+static char hang_msg[256];
+
+static void on_alarm(int sig)
+{
+	ssize_t w;
+
+	(void)sig;
+	w = write(STDOUT_FILENO, hang_msg, strlen(hang_msg));
+	(void)w;
+	_exit(1);
+}
+
+/* One APDU 80 34 00 10 10 (16 bytes 00..0F, 90 00). Returns the PC/SC result;
+ * *good tells whether the answer was the right one. Never blocks longer than
+ * secs: a hang writes hang_msg and ends the program. */
+static LONG probe(struct sweep *s, unsigned secs, bool *good)
+{
+	static const uint8_t cmd[5] = { 0x80, 0x34, 0x00, 0x10, 0x10 };
+	const SCARD_IO_REQUEST *pci = s->proto == SCARD_PROTOCOL_T1 ? SCARD_PCI_T1 : SCARD_PCI_T0;
+	LONG rv;
+
+	s->resp_len = MAX_RESP;
+	alarm(secs);
+	rv = SCardTransmit(s->card, pci, cmd, sizeof(cmd), NULL, s->resp, &s->resp_len);
+	alarm(0);
+	*good = rv == SCARD_S_SUCCESS && s->resp_len == 18 && s->resp[16] == 0x90 &&
+		s->resp[17] == 0x00 && memcmp(s->resp, counting, 16) == 0;
+	if (rv != SCARD_S_SUCCESS)
+		s->resp_len = 0;
+	return rv;
+}
+
+static bool card_reset_or_gone(LONG rv)
+{
+	return rv == (LONG)SCARD_W_RESET_CARD || rv == (LONG)SCARD_W_REMOVED_CARD ||
+	       rv == (LONG)SCARD_W_UNPOWERED_CARD || rv == (LONG)SCARD_E_INVALID_HANDLE;
+}
+
+/* After the fault: three APDUs must work; one reconnect is allowed when PC/SC
+ * says the card was reset or removed (the host may reset a card it lost step
+ * with). Writes what happened into note. */
+static bool back_in_step(struct sweep *s, const char *name, unsigned secs, char *note, size_t cap)
+{
+	DWORD proto;
+	bool good = false, reconnected = false;
+	LONG rv;
+	int i;
+
+	note[0] = '\0';
+	for (i = 0; i < 3; i++) {
+		snprintf(hang_msg, sizeof(hang_msg),
+			 "FAIL fault %s: APDU %d after the fault: no answer within %u s (hang)\n"
+			 "applet_sweep: %lu passed, %lu failed\n", name, i + 1, secs,
+			 s->passed, s->failed + 1);
+		rv = probe(s, secs, &good);
+		if (card_reset_or_gone(rv) && !reconnected) {
+			reconnected = true;
+			alarm(secs);
+			rv = SCardReconnect(s->card, SCARD_SHARE_EXCLUSIVE,
+					    SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD, &proto);
+			alarm(0);
+			if (rv != SCARD_S_SUCCESS) {
+				snprintf(note, cap, "reconnect failed: %s", pcsc_stringify_error(rv));
+				return false;
+			}
+			s->proto = proto;
+			if (!select_applet(s)) {
+				snprintf(note, cap, "SELECT after the reconnect failed");
+				return false;
+			}
+			s->passed--;   /* select_applet counted itself */
+			i = -1;
+			continue;
+		}
+		if (rv != SCARD_S_SUCCESS) {
+			snprintf(note, cap, "APDU %d after the fault: %s (0x%08lX)", i + 1,
+				 pcsc_stringify_error(rv), (unsigned long)rv);
+			return false;
+		}
+		if (!good) {
+			snprintf(note, cap, "APDU %d after the fault: wrong answer (%lu bytes)", i + 1,
+				 (unsigned long)s->resp_len);
+			return false;
+		}
+	}
+	snprintf(note, cap, "3 APDUs ok after it%s", reconnected ? " (after a reconnect: card reset)" : "");
+	return true;
+}
+
+static void one_fault(struct sweep *s, const char *sock, const char *name, unsigned secs)
+{
+	char cmd[64], during[160], after[160];
+	bool good = false, ok;
+	double t;
+	LONG rv;
+
+	snprintf(cmd, sizeof(cmd), "fault %s 1", name);
+	if (control(sock, cmd) != 0) {
+		s->failed++;
+		printf("FAIL fault %s: the control socket refused '%s'\n", name, cmd);
+		return;
+	}
+	snprintf(hang_msg, sizeof(hang_msg),
+		 "FAIL fault %s: no answer within %u s (hang)\napplet_sweep: %lu passed, %lu failed\n",
+		 name, secs, s->passed, s->failed + 1);
+	t = now_s();
+	rv = probe(s, secs, &good);
+	t = now_s() - t;
+	if (rv != SCARD_S_SUCCESS)
+		snprintf(during, sizeof(during), "error %s (0x%08lX) after %.1f s",
+			 pcsc_stringify_error(rv), (unsigned long)rv, t);
+	else
+		snprintf(during, sizeof(during), "%s answer after %.1f s",
+			 good ? "correct" : "WRONG", t);
+	if (control(sock, "fault off") != 0) {
+		s->failed++;
+		printf("FAIL fault %s: the control socket refused 'fault off'\n", name);
+		return;
+	}
+	ok = back_in_step(s, name, secs, after, sizeof(after));
+	if (rv == SCARD_S_SUCCESS && !good)
+		ok = false;   /* a corrupt answer was passed on as good */
+	if (ok)
+		s->passed++;
+	else
+		s->failed++;
+	printf("%s fault %s: %s; %s\n", ok ? "PASS" : "FAIL", name, during, after);
+}
+
+static void faults(struct sweep *s, const char *sock, char *list, unsigned secs)
+{
+	struct sigaction sa;
+	char *save = NULL, *name;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
+	for (name = strtok_r(list, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save))
+		one_fault(s, sock, name, secs);
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: applet_sweep [-r READER_SUBSTRING] [-x] [-g] [-c SOCKET] "
-			"[-t SECONDS] [-v]\n");
+	fprintf(stderr, "usage: applet_sweep [-r READER_SUBSTRING] [-x] [-g] [-w MS] [-c SOCKET] "
+			"[-t SECONDS] [-v]\n"
+			"       applet_sweep [-r READER_SUBSTRING] -E [-w MS] [-v]\n"
+			"       applet_sweep [-r READER_SUBSTRING] -c SOCKET -F FAULT[,FAULT...] "
+			"[-T SECONDS] [-v]\n");
 	exit(2);
 }
 
@@ -392,25 +580,31 @@ int main(int argc, char **argv)
 {
 	struct sweep s;
 	const char *want = NULL, *sock = NULL;
-	bool extended = false, t0_tpdu = false;
-	unsigned seconds = 240;
+	char *fault_list = NULL;
+	unsigned fault_secs = 30;
+	bool extended = false, t0_tpdu = false, time_only = false;
+	unsigned seconds = 240, unit_ms = 0;
 	uint8_t *buf;
 	double t0;
 	int opt;
 
 	memset(&s, 0, sizeof(s));
-	while ((opt = getopt(argc, argv, "r:xgc:t:v")) != -1) {
+	while ((opt = getopt(argc, argv, "r:xgEw:c:t:F:T:v")) != -1) {
 		switch (opt) {
 		case 'r': want = optarg; break;
 		case 'x': extended = true; break;
 		case 'g': t0_tpdu = true; break;
+		case 'E': time_only = true; break;
+		case 'w': unit_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'c': sock = optarg; break;
 		case 't': seconds = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'F': fault_list = optarg; break;
+		case 'T': fault_secs = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'v': s.verbose = true; break;
 		default: usage();
 		}
 	}
-	if (optind != argc || seconds == 0)
+	if (optind != argc || seconds == 0 || fault_secs == 0 || (fault_list != NULL && sock == NULL))
 		usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	s.resp = malloc(MAX_RESP);
@@ -423,6 +617,20 @@ int main(int argc, char **argv)
 	}
 	t0 = now_s();
 	s.deadline = t0 + seconds;
+	if (fault_list != NULL || time_only) {
+		if (select_applet(&s)) {
+			if (time_only)
+				time_taking(&s, unit_ms);
+			else
+				faults(&s, sock, fault_list, fault_secs);
+		}
+		SCardDisconnect(s.card, SCARD_LEAVE_CARD);
+		SCardReleaseContext(s.ctx);
+		printf("applet_sweep: %lu passed, %lu failed\n", s.passed, s.failed);
+		free(buf);
+		free(s.resp);
+		return s.failed == 0 ? 0 : 1;
+	}
 	if (select_applet(&s)) {
 		sweep_out(&s);
 		sweep_in(&s);

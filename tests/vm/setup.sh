@@ -21,6 +21,7 @@ PACKAGES=(
     kmod              # depmod on the host, modprobe -d in the guest
     pcscd libccid pcsc-tools opensc python3-pyscard usbutils
     libnss3-tools     # certutil, for the emulated card's certificates
+    vsmartcard-vpicc python3-pycryptodome   # vicc, a third-party card (scenarios/vicc.sh)
     gcc libc6-dev pkg-config libpcsclite-dev libusb-1.0-0-dev   # to build the test programs
     coreutils         # timeout
 )

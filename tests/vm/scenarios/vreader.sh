@@ -25,10 +25,12 @@
 #   driver       only the chosen bundle is in /usr/lib/pcsc/drivers
 #   reader       pcscd shows the reader with a card
 #   sweep        applet_sweep: every short length both ways, 80 36 (61xx and
-#                GET RESPONSE at TPDU level with a T=0 card), 80 38 (the card
-#                takes time: time extensions paced in real time, checked where
-#                the reader sends CCID time extensions), extended lengths at
-#                extended level; data checked byte by byte
+#                GET RESPONSE at TPDU level with a T=0 card), extended lengths
+#                at extended level; data checked byte by byte
+#   time-ext     applet_sweep -E: 80 38 00 xx, the card takes time: the reader's
+#                time extensions are paced in real time (TIME_UNIT_MS each; the
+#                answer's delay is checked where the reader sends CCID time
+#                extensions), T=1 WTX at TPDU level, NULL bytes at character level
 #   events       card removal and insertion through the control socket, seen
 #                by SCardGetStatusChange
 #   fault-NAME   (runs with +faults) "fault NAME 1" on the control socket, one
@@ -48,6 +50,9 @@
 set -uo pipefail   # no -e: every check runs and reports even after a failure
 # shellcheck source=guest-lib.sh
 . "$(dirname "$0")/guest-lib.sh"
+# A RUN with card-relay=vicc:HOST:PORT gets the checks of vicc.sh instead.
+# shellcheck source=vicc.sh
+. "$(dirname "$0")/vicc.sh"
 
 R=${VM_RESULTS:?run me in the test guest}
 RESULT=$R/result
@@ -285,7 +290,7 @@ check_faults() {
 # run_one MODE BUNDLE: one run with the current $run, $opts.
 run_one() {
     local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() keep now rc summary
-    local faults=no
+    local faults=no time_flags=()
     local -a san_env=()
     local out
     RD=$R/$run
@@ -303,7 +308,7 @@ run_one() {
     done
     [ "$level" = extended ] && sweep_flags+=(-x)
     # T=0 below the APDU levels: 61xx reaches the application, which sends the
-    # GET RESPONSE itself (ISO 7816-3 10.3.5; libccid does not at character level either).
+    # GET RESPONSE itself (the reader and libccid only carry TPDUs there).
     case $level:$(opt card-protocols t0,t1) in
         tpdu:t0 | character:t0) sweep_flags+=(-g) ;;
     esac
@@ -311,7 +316,7 @@ run_one() {
     # levels and at TPDU level with T=0; elsewhere the card asks S(WTX) or
     # sends NULL bytes, which are not paced.
     case $level:$(opt card-protocols t0,t1) in
-        short:* | extended:* | tpdu:t0) sweep_flags+=(-w "$TIME_UNIT_MS") ;;
+        short:* | extended:* | tpdu:t0) time_flags+=(-w "$TIME_UNIT_MS") ;;
     esac
     log "profile: ${opts[*]:-defaults} ($mode)"
 
@@ -369,6 +374,9 @@ run_one() {
     else
         fail events "$(grep -E '^FAIL (removal|insertion)' "$RD/sweep.log" | tr '\n' ' ')"
     fi
+    timeout --kill-after=5 60 "$VM_BUILD/applet_sweep" -E "${time_flags[@]}" >"$RD/time-ext.log" 2>&1
+    client_verdict time-ext applet_sweep "$RD/time-ext.log" $?
+    grep -E '^applet_sweep: 80 38' "$RD/time-ext.log"
     [ $faults = yes ] && check_faults
     if pcscd_running; then pass pcscd-alive; else fail pcscd-alive "pcscd exited"; fi
     stop_pcscd
@@ -412,7 +420,11 @@ while [ $# -gt 0 ]; do
         fail usb-device "no smartcrd-vreader binary ('$VREADER'): give --bin"
         continue
     fi
-    run_one "$mode" "$bundle"
+    if [ "$(opt card-relay none)" != none ]; then
+        run_vicc "$mode" "$bundle"
+    else
+        run_one "$mode" "$bundle"
+    fi
 done
 dmesg >"$R/dmesg.txt" 2>&1
 echo "vreader: $(grep -c ^PASS "$RESULT") passed, $failures failed"

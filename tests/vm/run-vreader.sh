@@ -60,6 +60,11 @@ declare -A XFAIL_OURS=(
 declare -A XFAIL_LIBCCID=(
     [tpdu-t0.time-ext]="libccid sends the case 1 APDU 80 38 00 xx to a T=0 TPDU reader as 4 bytes; ISO 7816-3 (T=0 mapping of case 1) wants CLA INS P1 P2 00, our driver sends that; the virtual card answers the 4-byte TPDU 67 00 (vreader.log: 'card T=0: malformed TPDU of 4 bytes (P3 0)')"
 )
+# libccid's own recovery from the reader faults switched on in short-t1 is
+# reference information only: it varies from run to run (libccid accepts
+# answers with a wrong bSeq or bSlot, and pcscd may mark the reader
+# unavailable), and it says nothing of whether the virtual reader is faithful.
+REFERENCE_ONLY_LIBCCID='[.]fault-'
 
 results=$VM_DIR/results
 ours=yes
@@ -149,13 +154,14 @@ cell() {
     fi
     printf '%s %s' "$verdict" "$detail" | cut -c1-40
 }
-count_unexpected() {  # count_unexpected FILE XFAIL-ARRAY-NAME
-    local f=$1 line check run n=0
+count_unexpected() {  # count_unexpected FILE XFAIL-ARRAY-NAME [REFERENCE-ONLY-REGEX]
+    local f=$1 ignore=${3:-} line check run n=0
     local -n xf=$2
     [ -f "$f" ] || { echo 0; return; }
     while read -r line; do
         check=${line#FAIL }
         check=${check%%:*}
+        [ -n "$ignore" ] && [[ $check =~ $ignore ]] && continue
         [ -n "${xf[$check]:-}" ] || n=$((n + 1))
     done < <(grep '^FAIL' "$f")
     # A run that left no line at all (the guest died or timed out before it).
@@ -182,10 +188,11 @@ echo
 for c in "${!XFAIL_OURS[@]}"; do echo "expected to fail (ours): $c: ${XFAIL_OURS[$c]}"; done
 for c in "${!XFAIL_LIBCCID[@]}"; do echo "expected to fail (libccid): $c: ${XFAIL_LIBCCID[$c]}"; done
 
-# totals WHO FILE XFAIL-ARRAY-NAME: one line for test.sh to count; sets n.
+# totals WHO FILE XFAIL-ARRAY-NAME [REFERENCE-ONLY-REGEX]: one line for test.sh
+# to count; sets n.
 totals() {
     local passes
-    n=$(count_unexpected "$2" "$3")
+    n=$(count_unexpected "$2" "$3" "${4:-}")
     [ -f "$2" ] || n=1
     passes=$(grep -c '^PASS' "$2" 2>/dev/null || true)
     local -n xf=$3
@@ -199,7 +206,8 @@ if [ $ours = yes ]; then
     [ "$n" = 0 ] || { echo "run-vreader: our driver: $n unexpected failures; logs in $ours_dir/"; bad=1; }
 fi
 if [ $reference = yes ]; then
-    totals libccid "$ref_dir/result" XFAIL_LIBCCID
+    echo "reference only (libccid): checks matching $REFERENCE_ONLY_LIBCCID (its own fault recovery)"
+    totals libccid "$ref_dir/result" XFAIL_LIBCCID "$REFERENCE_ONLY_LIBCCID"
     [ "$n" = 0 ] || { echo "run-vreader: libccid: $n unexpected failures; logs in $ref_dir/"; bad=1; }
 fi
 [ $bad = 0 ] && echo "run-vreader: PASSED (expected failures aside)"

@@ -83,7 +83,7 @@ check_vicc_opensc() {
 
 # run_vicc MODE BUNDLE: one run with the current $run, $opts.
 run_vicc() {
-    local mode=$1 bundle=$2 vid pid level relay host port id kv vopts=() keep now
+    local mode=$1 bundle=$2 vid pid level relay host port id kv vopts=()
     local -a san_env=()
     local out
     RD=$R/$run
@@ -128,15 +128,7 @@ run_vicc() {
         tail -n 5 "$RD/vicc.log"
     fi
 
-    restore_bundles
-    [ "$mode" = libccid ] && add_to_libccid "$vid" "$pid"
-    keep=$(use_only_bundle "$mode" "$bundle")
-    now=$(cd "$DRIVERS" && echo *)
-    if [ "$now" = "$keep" ]; then pass driver; else fail driver "found: $now"; fi
-    out=$(sanitizer_env "$keep" "$RD")
-    [ -n "$out" ] && mapfile -t san_env <<<"$out"
-    if start_pcscd "$RD/pcscd.log" "ATR: $VICC_ATR" SMARTCRD_LOG_LEVEL="${SMARTCRD_LOG_LEVEL:-3}" \
-        LIBCCID_ifdLogLevel=0x0003 "${san_env[@]}"; then
+    if start_driver "$mode" "$bundle" "ATR: $VICC_ATR"; then
         pass reader "ATR: $VICC_ATR"
     else
         fail reader "no reader with vicc's ATR $VICC_ATR after 30 s (see pcscd.log): $(timeout 10 pcsc_scan -c -n 2>&1 | grep -m1 'ATR:')"

@@ -288,8 +288,29 @@ check_faults() {
 }
 
 # run_one MODE BUNDLE: one run with the current $run, $opts.
+# start_driver MODE BUNDLE ATR_PATTERN: only the chosen driver bundle in place
+# (libccid also learns our VID/PID), the "driver" check, then pcscd (with the
+# sanitizer runtime for an instrumented bundle) until a reader shows a card
+# whose pcsc_scan line matches ATR_PATTERN. Status: start_pcscd's.
+# Uses the caller's vid and pid, and fills the caller's san_env array (the
+# caller checks for sanitizer reports with it afterwards).
+start_driver() {
+    local mode=$1 bundle=$2 atr=$3 keep now out
+    san_env=()
+    restore_bundles
+    [ "$mode" = libccid ] && add_to_libccid "$vid" "$pid"
+    keep=$(use_only_bundle "$mode" "$bundle")
+    now=$(cd "$DRIVERS" && echo *)
+    if [ "$now" = "$keep" ]; then pass driver; else fail driver "found: $now"; fi
+    # (no process substitution: keep working where the guest has no /dev/fd)
+    out=$(sanitizer_env "$keep" "$RD")
+    [ -n "$out" ] && mapfile -t san_env <<<"$out"
+    start_pcscd "$RD/pcscd.log" "$atr" SMARTCRD_LOG_LEVEL="${SMARTCRD_LOG_LEVEL:-3}" \
+        LIBCCID_ifdLogLevel=0x0003 "${san_env[@]}"
+}
+
 run_one() {
-    local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() keep now rc summary
+    local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() rc summary
     local faults=no time_flags=()
     local -a san_env=()
     local out
@@ -349,17 +370,7 @@ run_one() {
         fi
     fi
 
-    restore_bundles
-    [ "$mode" = libccid ] && add_to_libccid "$vid" "$pid"
-    keep=$(use_only_bundle "$mode" "$bundle")
-    now=$(cd "$DRIVERS" && echo *)
-    if [ "$now" = "$keep" ]; then pass driver; else fail driver "found: $now"; fi
-
-    # (no process substitution: the guest has no /dev/fd)
-    out=$(sanitizer_env "$keep" "$RD")
-    [ -n "$out" ] && mapfile -t san_env <<<"$out"
-    if start_pcscd "$RD/pcscd.log" "ATR: " SMARTCRD_LOG_LEVEL="${SMARTCRD_LOG_LEVEL:-3}" \
-        LIBCCID_ifdLogLevel=0x0003 "${san_env[@]}"; then
+    if start_driver "$mode" "$bundle" "ATR: "; then
         pass reader "$(timeout 10 pcsc_scan -c -n 2>&1 | grep -m1 'ATR:' | sed 's/^ *//')"
     else
         fail reader "no reader with a card after 30 s (see pcscd.log)"

@@ -103,3 +103,17 @@ client_verdict() {
         grep -m 10 -E "^(FAIL|$prog: SCard)" "$log"
     fi
 }
+
+# sanitizer_verdict DIR: for a driver run with the sanitizer runtime, the
+# scenario's "sanitizers" check: it passes when DIR holds no asan.* or ubsan.*
+# report, and fails showing the start of the reports otherwise.
+sanitizer_verdict() {
+    local out
+    out=$(find "$1" -maxdepth 1 \( -name 'asan.*' -o -name 'ubsan.*' \) -printf '%f ')
+    if [ -z "$out" ]; then
+        pass sanitizers "driver built with sanitizers: no report"
+    else
+        fail sanitizers "reports: $out"
+        head -n 30 "$1"/asan.* "$1"/ubsan.* 2>/dev/null
+    fi
+}

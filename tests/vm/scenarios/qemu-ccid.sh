@@ -167,18 +167,7 @@ if [ "$mode" = ours ] && [ -z "${SMARTCRD_LOG_LEVEL:-}" ]; then
         fail log-level "message dumps: $dumps1 at level 7 (want some), $dumps2 at level 3 (want none)"
     fi
 fi
-if [ ${#san_env[@]} -gt 0 ]; then
-    reports=()
-    for f in "$R"/asan.* "$R"/ubsan.*; do
-        [ -e "$f" ] && reports+=("$f")
-    done
-    if [ ${#reports[@]} -eq 0 ]; then
-        pass sanitizers
-    else
-        fail sanitizers "reports: $(basename -a "${reports[@]}" | tr '\n' ' ')"
-        head -n 30 "${reports[@]}"
-    fi
-fi
+[ ${#san_env[@]} -eq 0 ] || sanitizer_verdict "$R"
 dmesg >"$R/dmesg.txt" 2>&1
 
 echo "qemu-ccid[$mode]: $(grep -c ^PASS "$RESULT") passed, $failures failed"

@@ -139,16 +139,7 @@ run_vicc() {
     else
         fail vicc-alive "vicc $(kill -0 "$vicc_pid" 2>/dev/null && echo running || echo gone): $(grep -m1 -E 'Error' "$RD/vicc.log")"
     fi
-    if pcscd_running; then pass pcscd-alive; else fail pcscd-alive "pcscd exited"; fi
-    stop_pcscd
-    if [ ${#san_env[@]} -gt 0 ]; then
-        out=$(find "$RD" -maxdepth 1 \( -name 'asan.*' -o -name 'ubsan.*' \) -printf '%f ')
-        if [ -z "$out" ]; then
-            pass sanitizers "driver built with sanitizers: no report"
-        else
-            fail sanitizers "reports: $out"
-        fi
-    fi
+    end_driver
     vreader_stop
     stop_vicc
 }

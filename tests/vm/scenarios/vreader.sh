@@ -309,6 +309,14 @@ start_driver() {
         LIBCCID_ifdLogLevel=0x0003 "${san_env[@]}"
 }
 
+# end_driver: the "pcscd-alive" check, pcscd stopped, then the "sanitizers"
+# check when start_driver ran pcscd with the sanitizer runtime.
+end_driver() {
+    if pcscd_running; then pass pcscd-alive; else fail pcscd-alive "pcscd exited"; fi
+    stop_pcscd
+    [ ${#san_env[@]} -eq 0 ] || sanitizer_verdict "$RD"
+}
+
 run_one() {
     local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() rc summary
     local faults=no time_flags=()
@@ -389,16 +397,7 @@ run_one() {
     client_verdict time-ext applet_sweep "$RD/time-ext.log" $?
     grep -E '^applet_sweep: 80 38' "$RD/time-ext.log"
     [ $faults = yes ] && check_faults
-    if pcscd_running; then pass pcscd-alive; else fail pcscd-alive "pcscd exited"; fi
-    stop_pcscd
-    if [ ${#san_env[@]} -gt 0 ]; then
-        out=$(find "$RD" -maxdepth 1 \( -name 'asan.*' -o -name 'ubsan.*' \) -printf '%f ')
-        if [ -z "$out" ]; then
-            pass sanitizers "driver built with sanitizers: no report"
-        else
-            fail sanitizers "reports: $out"
-        fi
-    fi
+    end_driver
     check_control
     check_replug "$id"
     vreader_stop

@@ -34,6 +34,7 @@ enum smc_status {
 	SMC_ERR_POWER,            /* card did not answer to reset */
 	SMC_ERR_CANCELLED,
 	SMC_ERR_NO_MEMORY,
+	SMC_MORE_PROCESSING,      /* not an error: a protocol engine has more to send */
 };
 typedef enum smc_status smc_status;
 
@@ -167,13 +168,37 @@ struct smc_io {
 	uint32_t ioctl_code;         /* RDF_IOCTL_VENDOR: the control code */
 };
 
-/* T=1 engine state (issue 4 fills in the engine). */
+/* ---- T=1 (ISO/IEC 7816-3:2006 section 11) ---------------------------- */
+
+/* A block: NAD PCB LEN, up to 254 information bytes, LRC (1) or CRC (2). */
+#define SMC_T1_PROLOGUE_LEN 3
+#define SMC_T1_INF_MAX 254
+#define SMC_T1_BLOCK_MAX (SMC_T1_PROLOGUE_LEN + SMC_T1_INF_MAX + 2)
+
+/* The T=1 engine's state for one slot. smc_t1_init() sets it up after T=1 is
+ * selected; the fields below "exchange" belong to the engine alone. */
 struct smc_t1_state {
-	uint8_t ifsc, ifsd;
-	uint8_t ns, nr;              /* send and receive sequence numbers */
-	unsigned retries;
-	uint8_t wtx;                 /* multiplier for the current block, 0 if none */
-	uint8_t nad;
+	uint8_t ifsc;                /* largest INF the card accepts */
+	uint8_t ifsd;                /* largest INF the reader accepts */
+	uint8_t ns;                  /* N(S) of our next I-block */
+	uint8_t nr;                  /* N(S) expected in the card's next I-block */
+	uint8_t nad;                 /* NAD of our blocks (SAD/DAD), 0 normally */
+	bool crc;                    /* EDC is CRC (else LRC) */
+	bool ifsd_pending;           /* an S(IFS request) goes first */
+	/* the block to send now, built by smc_t1_request() */
+	uint8_t block[SMC_T1_BLOCK_MAX];
+	size_t block_len;
+	uint8_t wtx;                 /* BWT multiplier for the answer to this block, 1 normally */
+	/* exchange (engine-private) */
+	int phase;
+	size_t sent, sending;        /* request bytes acknowledged / in the block in flight */
+	size_t received;             /* response bytes gathered in io.reply */
+	uint8_t last[SMC_T1_BLOCK_MAX]; /* last block sent, for retransmission */
+	size_t last_len;
+	unsigned retries;            /* retransmissions of the current block */
+	unsigned resynchs;           /* S(RESYNCH request) sent in this exchange */
+	smc_status pending_error;    /* what the exchange ends with after a RESYNCH/ABORT */
+	bool overflow;               /* the response outgrew io.reply */
 };
 
 struct smc_ext;
@@ -234,6 +259,36 @@ smc_status smc_t0_request(const uint8_t *apdu, size_t apdu_len, uint8_t *tpdu, s
 			  size_t *tpdu_len);
 /* Check a T=0 TPDU answer (data + SW1 SW2) for the APDU that was sent. */
 smc_status smc_t0_reply(const uint8_t *apdu, size_t apdu_len, const uint8_t *reply, size_t reply_len);
+
+/* T=1, request/reply style as in smclib. After SET_PROTOCOL has chosen T=1 the
+ * reader driver calls smc_t1_init() once (IFSC and EDC come from card_caps;
+ * ifsd > 0 queues an S(IFS request) for that IFSD before the next exchange,
+ * 0 when the reader negotiates IFSD itself). For each APDU in io.request:
+ *
+ *     st = smc_t1_request(ext);          // ext->t1.block / block_len to send,
+ *     while (st == SMC_OK) {             // ext->t1.wtx the BWT multiplier
+ *         rx = send the block, receive the card's block;
+ *         st = smc_t1_reply(ext, rx_status, rx, rx_len);
+ *         if (st == SMC_MORE_PROCESSING) st = smc_t1_request(ext);
+ *         else break;
+ *     }
+ *
+ * smc_t1_reply() takes rx_status SMC_OK with the card's block (EDC included),
+ * or the reason no usable block came (SMC_ERR_TIMEOUT: the card was mute;
+ * SMC_ERR_COMM: parity or framing error); the engine then asks again with an
+ * R-block, retransmits, and RESYNCHs within the bounds of 7816-3 11.6.3.
+ * It returns SMC_OK when the response APDU is complete in io.reply
+ * (io.reply_len), SMC_MORE_PROCESSING when there is another block to send, or
+ * the error that ended the exchange (the engine is then ready for the next
+ * APDU). A queued S(IFS request) goes before the first block of the next APDU;
+ * if the card never answers it, IFSD stays 32 and the APDU goes on. */
+void smc_t1_init(struct smc_ext *ext, uint8_t ifsd);
+smc_status smc_t1_request(struct smc_ext *ext);
+smc_status smc_t1_reply(struct smc_ext *ext, smc_status rx_status, const uint8_t *block,
+			size_t block_len);
+/* Bytes that follow a block's prologue (LEN + EDC), for readers that read a
+ * block in two steps (character level); 0 if the prologue is malformed. */
+size_t smc_t1_rest_len(const struct smc_ext *ext, const uint8_t prologue[SMC_T1_PROLOGUE_LEN]);
 
 /* Inverse convention: reverse bit order and complement each byte, in place. */
 void smc_invert_data(uint8_t *buf, size_t len);

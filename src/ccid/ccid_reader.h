@@ -64,6 +64,29 @@ smc_status ccid_exchange_short_apdu(struct smc_ext *ext);
 smc_status ccid_exchange_extended_apdu(struct smc_ext *ext);
 /* The XfrBlock timeout from the card's waiting time. */
 unsigned ccid_xfr_timeout_ms(const struct smc_ext *ext);
+/* One XfrBlock (bBWI, wLevelParameter, abData) and its DataBlock, whose data
+ * lands in out (as ccid_xfer_transact). A failed command status becomes an
+ * error here, with a log line (and an absent card a state change); *a stays
+ * filled so that the caller can read bError (e.g. ICC mute). */
+smc_status ccid_xfr_block(struct smc_ext *ext, uint8_t bwi, uint16_t level, const uint8_t *data,
+			  size_t len, unsigned timeout_ms, uint8_t *out, size_t out_cap,
+			  struct ccid_answer *a);
+
+/* exchange_t1.c: the APDU in io.request over T=1 (TPDU or character level),
+ * driving smclib's T=1 engine block by block. */
+smc_status ccid_exchange_t1(struct smc_ext *ext);
+/* One T=1 block to the card and the card's block back into rx (EDC included).
+ * The status is what smc_t1_reply() takes as rx_status: SMC_OK with a block,
+ * SMC_ERR_TIMEOUT when the card was mute, SMC_ERR_COMM for a parity or framing
+ * error; other errors (reader gone, card removed) end the exchange.
+ * wtx multiplies the block waiting time for this block. */
+smc_status ccid_t1_block_tpdu(struct smc_ext *ext, const uint8_t *tx, size_t tx_len, uint8_t wtx,
+			      uint8_t *rx, size_t rx_cap, size_t *rx_len);
+/* exchange_char.c: the same at character level (prologue, then the rest). */
+smc_status ccid_t1_block_char(struct smc_ext *ext, const uint8_t *tx, size_t tx_len, uint8_t wtx,
+			      uint8_t *rx, size_t rx_cap, size_t *rx_len);
+/* exchange_char.c: an APDU over T=0 at character level (procedure bytes). */
+smc_status ccid_exchange_char_t0(struct smc_ext *ext);
 
 /* params.c: configure the reader for protocol (SMC_PROTOCOL_T0 or _T1) from
  * ext->card_caps, unless the reader does it itself. */

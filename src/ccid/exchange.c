@@ -29,23 +29,29 @@ static size_t max_data(const struct smc_ext *ext)
 	return ccid_slot_of((struct smc_ext *)ext)->reader->desc.max_msg_len - CCID_HEADER_LEN;
 }
 
-/* One XfrBlock and its DataBlock, whose data lands in out. A failed command
- * status becomes an error here (and an absent card a state change). */
-static smc_status xfr(struct smc_ext *ext, uint16_t level, const uint8_t *data, size_t len,
-		      uint8_t *out, size_t out_cap, struct ccid_answer *a)
+smc_status ccid_xfr_block(struct smc_ext *ext, uint8_t bwi, uint16_t level, const uint8_t *data,
+			  size_t len, unsigned timeout_ms, uint8_t *out, size_t out_cap,
+			  struct ccid_answer *a)
 {
 	struct ccid_slot *s = ccid_slot_of(ext);
 	struct ccid_cmd cmd;
 	smc_status st;
 
-	ccid_cmd_xfr_block(&cmd, s->index, 0, level, data, len);
-	st = ccid_xfer_transact(&s->reader->xfer, &cmd, ccid_xfr_timeout_ms(ext), out, out_cap, a);
+	ccid_cmd_xfr_block(&cmd, s->index, bwi, level, data, len);
+	st = ccid_xfer_transact(&s->reader->xfer, &cmd, timeout_ms, out, out_cap, a);
 	if (st != SMC_OK || a->cmd != CCID_CMD_FAILED)
 		return st;
 	st = ccid_answer_failure(a, "XfrBlock");
 	if (a->icc == CCID_ICC_ABSENT)
 		ccid_track_icc(ext, CCID_ICC_ABSENT);
 	return st;
+}
+
+/* An XfrBlock of the APDU levels and T=0 TPDU: no BWI, the card's waiting time. */
+static smc_status xfr(struct smc_ext *ext, uint16_t level, const uint8_t *data, size_t len,
+		      uint8_t *out, size_t out_cap, struct ccid_answer *a)
+{
+	return ccid_xfr_block(ext, 0, level, data, len, ccid_xfr_timeout_ms(ext), out, out_cap, a);
 }
 
 static smc_status check_fits(const struct smc_ext *ext, size_t len, const char *what)

@@ -32,6 +32,8 @@ const char *smc_status_str(smc_status st)
 		return "cancelled";
 	case SMC_ERR_NO_MEMORY:
 		return "out of memory";
+	case SMC_MORE_PROCESSING:
+		return "more processing required";
 	}
 	return "unknown status";
 }

@@ -190,15 +190,23 @@ struct smc_t1_state {
 	size_t block_len;
 	uint8_t wtx;                 /* BWT multiplier for the answer to this block, 1 normally */
 	/* exchange (engine-private) */
-	int phase;
-	size_t sent, sending;        /* request bytes acknowledged / in the block in flight */
-	size_t received;             /* response bytes gathered in io.reply */
-	uint8_t last[SMC_T1_BLOCK_MAX]; /* last block sent, for retransmission */
-	size_t last_len;
-	unsigned retries;            /* retransmissions of the current block */
-	unsigned resynchs;           /* S(RESYNCH request) sent in this exchange */
+	int phase;                   /* what the engine waits for (enum t1_phase in t1.c) */
+	int next;                    /* what smc_t1_request() builds (enum t1_next in t1.c) */
+	size_t sent, sending;        /* request bytes acknowledged / in the I-block in flight */
+	bool more;                   /* the I-block in flight has M = 1 */
+	size_t received;             /* response bytes the card sent (stored while they fit) */
+	size_t blocks_in;            /* card I-blocks taken in this exchange */
+	uint8_t r_error;             /* error bits of the R-block to send */
+	uint8_t s_pcb, s_value;      /* the S-block to send, its INF byte (IFS, WTX) */
+	uint8_t ifsd_want;           /* IFSD smc_t1_init() was asked to negotiate, 0 if none */
+	unsigned retries;            /* R-blocks/retransmissions since the last progress */
+	unsigned s_tries;            /* sends of the S(... request) in flight */
+	unsigned stalls;             /* card S(WTX/IFS request)s since the last progress */
+	unsigned long steps;         /* card answers in this exchange */
 	smc_status pending_error;    /* what the exchange ends with after a RESYNCH/ABORT */
+	smc_status fail;             /* the last failure: SMC_ERR_TIMEOUT (mute) or _COMM */
 	bool overflow;               /* the response outgrew io.reply */
+	bool nad_logged;             /* a foreign NAD was logged in this exchange */
 };
 
 struct smc_ext;
@@ -260,10 +268,61 @@ smc_status smc_t0_request(const uint8_t *apdu, size_t apdu_len, uint8_t *tpdu, s
 /* Check a T=0 TPDU answer (data + SW1 SW2) for the APDU that was sent. */
 smc_status smc_t0_reply(const uint8_t *apdu, size_t apdu_len, const uint8_t *reply, size_t reply_len);
 
+/* T=0 at character level (ISO/IEC 7816-3:2006 10.3.3): for readers that only
+ * move bytes on the I/O line, the host runs the procedure bytes. The engine
+ * builds the TPDU with smc_t0_request() and says, step by step, which bytes go
+ * to the card and how many to read back (data, then one procedure byte or SW2):
+ *
+ *     st = smc_t0_char_start(&x, apdu, apdu_len, reply, reply_cap);
+ *     while (st == SMC_OK) {
+ *         smc_t0_char_next(&x, &send, &send_len, &read_len);
+ *         got = send the bytes, read read_len bytes back;
+ *         st = smc_t0_char_feed(&x, got, got_len);
+ *         if (st == SMC_MORE_PROCESSING) st = SMC_OK; else break;
+ *     }
+ *
+ * feed() returns SMC_OK when reply holds the data and SW1 SW2 (x.reply_len
+ * bytes), SMC_MORE_PROCESSING for another step, SMC_ERR_BUFFER_TOO_SMALL when
+ * the answer outgrew reply_cap (the exchange was still run to its end, so the
+ * card is in step; x.reply_len is the size needed), SMC_ERR_COMM for a
+ * malformed procedure byte, data beyond P3, or more than
+ * SMC_T0_CHAR_MAX_IDLE procedure bytes that moved no data (NULLs). As at TPDU
+ * level there is no automatic GET RESPONSE: 61xx and 6Cxx end the exchange. */
+#define SMC_T0_CHAR_MAX_IDLE 100000u
+#define SMC_T0_TPDU_MAX (5u + 255u)
+
+struct smc_t0_char {
+	uint8_t tpdu[SMC_T0_TPDU_MAX];  /* CLA INS P1 P2 P3 and the command data */
+	size_t tpdu_len;
+	size_t sent;                    /* tpdu bytes gone to the card */
+	size_t left;                    /* response data bytes the card may still send */
+	uint8_t *reply;
+	size_t reply_cap;
+	size_t reply_len;               /* data + SW1 SW2 once done (or the size needed) */
+	/* engine-private */
+	int phase;
+	size_t send_off, send_len;      /* the bytes of tpdu the next step sends */
+	size_t data_len;                /* response data bytes before the step's last byte */
+	size_t data_got;                /* response data bytes read so far */
+	uint8_t sw1;
+	unsigned idle;                  /* procedure bytes that moved no data */
+};
+
+/* Start an exchange for the APDU; SMC_OK or the error of smc_t0_request(). */
+smc_status smc_t0_char_start(struct smc_t0_char *x, const uint8_t *apdu, size_t apdu_len,
+			     uint8_t *reply, size_t reply_cap);
+/* The next step: send_len bytes at *send (maybe 0), then read_len bytes (>= 1,
+ * at most 257). SMC_ERR_INVALID_STATE when the exchange is over. */
+smc_status smc_t0_char_next(struct smc_t0_char *x, const uint8_t **send, size_t *send_len,
+			    size_t *read_len);
+/* The bytes the card sent in answer to the step (exactly read_len of them). */
+smc_status smc_t0_char_feed(struct smc_t0_char *x, const uint8_t *got, size_t got_len);
+
 /* T=1, request/reply style as in smclib. After SET_PROTOCOL has chosen T=1 the
  * reader driver calls smc_t1_init() once (IFSC and EDC come from card_caps;
  * ifsd > 0 queues an S(IFS request) for that IFSD before the next exchange,
- * 0 when the reader negotiates IFSD itself). For each APDU in io.request:
+ * 0 when the reader negotiates IFSD itself: the card's blocks may then carry
+ * up to reader_caps.max_ifsd bytes, 254 if 0). For each APDU in io.request:
  *
  *     st = smc_t1_request(ext);          // ext->t1.block / block_len to send,
  *     while (st == SMC_OK) {             // ext->t1.wtx the BWT multiplier
@@ -281,7 +340,10 @@ smc_status smc_t0_reply(const uint8_t *apdu, size_t apdu_len, const uint8_t *rep
  * (io.reply_len), SMC_MORE_PROCESSING when there is another block to send, or
  * the error that ended the exchange (the engine is then ready for the next
  * APDU). A queued S(IFS request) goes before the first block of the next APDU;
- * if the card never answers it, IFSD stays 32 and the APDU goes on. */
+ * if the card never answers it, IFSD stays 32 and the APDU goes on. On
+ * SMC_ERR_BUFFER_TOO_SMALL, io.reply_len is the number of response bytes the
+ * card sent before its chain ended or was aborted (nothing past reply_cap is
+ * written). */
 void smc_t1_init(struct smc_ext *ext, uint8_t ifsd);
 smc_status smc_t1_request(struct smc_ext *ext);
 smc_status smc_t1_reply(struct smc_ext *ext, smc_status rx_status, const uint8_t *block,
@@ -292,5 +354,35 @@ size_t smc_t1_rest_len(const struct smc_ext *ext, const uint8_t prologue[SMC_T1_
 
 /* Inverse convention: reverse bit order and complement each byte, in place. */
 void smc_invert_data(uint8_t *buf, size_t len);
+
+/* ---- speed and PPS (ISO/IEC 7816-3:2006 7.1, 8.3, 9) ------------------ */
+
+/* PPSS PPS0 [PPS1] PCK as we send it; PPSS PPS0 PPS1 PPS2 PPS3 PCK at most. */
+#define SMC_PPS_REQUEST_MAX 4
+#define SMC_PPS_MAX 6
+
+/* The Fi/Di code (TA1 form) to propose: the card's TA1, or the same Fi with a
+ * smaller Di of Table 8, the first (fastest) whose data rate f * Di / Fi at
+ * clk_khz the reader runs: within 1% of an entry of rates (n_rates > 0), else
+ * within [min_rate, max_rate]. clk_khz above the fmax of Fi, or nothing faster
+ * than Fd/Dd that fits: 0x11. *rate (may be NULL) gets the reader's value for
+ * the chosen rate (the list entry if any). Pure. */
+smc_status smc_choose_speed(const struct smc_card_caps *caps, uint32_t clk_khz, const uint32_t *rates,
+			    size_t n_rates, uint32_t min_rate, uint32_t max_rate, uint8_t *fidi,
+			    uint32_t *rate);
+/* A PPS request for protocol (SMC_PROTOCOL_T0 or _T1) and fidi: PPSS FF,
+ * PPS0 (0x10 | T, or T alone for fidi 0x11: PPS1 absent means Fd/Dd), PPS1,
+ * PCK. SMC_ERR_INVALID_PARAM for another protocol or an RFU code. */
+smc_status smc_pps_build(uint32_t protocol, uint8_t fidi, uint8_t out[SMC_PPS_REQUEST_MAX],
+			 size_t *len);
+/* The card's answer to request (9.3): SMC_OK when it accepted, *agreed_fidi the
+ * Fi/Di to run at (PPS1 echoed, or 0x11 when absent); SMC_ERR_PROTOCOL for a
+ * well-formed answer that is no acceptance (other T, other PPS1); SMC_ERR_COMM
+ * for a malformed one (too short or long, PPSS not FF, length unlike PPS0, bad PCK). */
+smc_status smc_pps_check(const uint8_t *request, size_t req_len, const uint8_t *response,
+			 size_t resp_len, uint8_t *agreed_fidi);
+/* The card now runs at fidi (after PPS, or back at 0x11): fi and di, and the
+ * waiting times (t0.wt_ms, t1.bwt_ms, t1.cwt_ms) at clk_khz (0: 4 MHz). */
+smc_status smc_card_caps_set_fidi(struct smc_card_caps *caps, uint8_t fidi, uint32_t clk_khz);
 
 #endif

@@ -105,6 +105,26 @@ static smc_status icc_power_on(struct smc_ext *ext, enum ccid_power_select sel)
 	return SMC_OK;
 }
 
+/* ISO 7816-3 8.3: an ATR whose class indicator excludes the voltage the card
+ * answered at: deactivate, activate at the card's class; back to the first
+ * voltage if that brings no ATR. */
+static smc_status power_for_class(struct smc_ext *ext, enum ccid_power_select used)
+{
+	enum ccid_power_select sel = ccid_voltage_for_atr(ext, used);
+	smc_status st;
+
+	if (sel == used)
+		return SMC_OK;
+	st = icc_power_off(ext);
+	if (st == SMC_OK)
+		st = icc_power_on(ext, sel);
+	if (st != SMC_ERR_POWER)
+		return st;
+	log_info("slot %u: no ATR at the card's class; powering again as before", ccid_slot_of(ext)->index);
+	st = icc_power_off(ext);
+	return st != SMC_OK ? st : icc_power_on(ext, used);
+}
+
 /* 6.1.1 bPowerSelect: automatic when the reader can choose (dwFeatures 0x8),
  * else 5 V, then 3 V, then 1.8 V among those bVoltageSupport lists, each after
  * the previous one gave no ATR. */
@@ -136,6 +156,8 @@ static smc_status power_on_any_voltage(struct smc_ext *ext)
 				return st;
 		}
 		st = icc_power_on(ext, volts[i].sel);
+		if (st == SMC_OK)
+			return power_for_class(ext, volts[i].sel);
 		if (st != SMC_ERR_POWER)
 			return st;
 	}
@@ -156,12 +178,7 @@ static smc_status configure_specific_mode(struct smc_ext *ext)
 			 ccid_slot_of(ext)->index, proto);
 		return SMC_OK;
 	}
-	if (proto == SMC_PROTOCOL_T1 && desc_of(ext)->level == CCID_LEVEL_TPDU) {
-		log_info("slot %u: card in specific mode T=1; T=1 at TPDU level is not supported yet",
-			 ccid_slot_of(ext)->index);
-		return SMC_OK;
-	}
-	return ccid_set_parameters(ext, proto);
+	return ccid_start_protocol(ext, proto);
 }
 
 static smc_status power_up(struct smc_ext *ext)
@@ -186,28 +203,60 @@ static smc_status power_up(struct smc_ext *ext)
 	return SMC_OK;
 }
 
+/* CCID has no warm reset: IccPowerOn only activates (6.1.1). A reset is
+ * therefore a deactivation followed by a cold activation. */
+smc_status ccid_card_reset(struct smc_ext *ext)
+{
+	smc_status st = icc_power_off(ext);
+
+	if (st != SMC_OK)
+		return st;
+	return power_up(ext);
+}
+
 smc_status ccid_card_power(struct smc_ext *ext)
 {
-	smc_status st;
-
 	switch (ext->io.minor) {
 	case SMC_POWER_DOWN:
 		return icc_power_off(ext);
 	case SMC_POWER_COLD:
 		return power_up(ext);
 	case SMC_POWER_WARM:
-		/* CCID has no warm reset: IccPowerOn only activates (6.1.1). A reset
-		 * is therefore a deactivation followed by a cold activation. */
-		st = icc_power_off(ext);
-		if (st != SMC_OK)
-			return st;
-		return power_up(ext);
+		return ccid_card_reset(ext);
 	}
 	log_critical("power request %u is none of down/cold/warm", ext->io.minor);
 	return SMC_ERR_INVALID_PARAM;
 }
 
 /* ---- RDF_SET_PROTOCOL ---------------------------------------------------- */
+
+/* The IFSD to ask the card for with S(IFS request) (ISO 7816-3 11.4.2), or 0
+ * when the reader does it itself (dwFeatures 0x400) or states no dwMaxIFSD. */
+static uint8_t ifsd_to_negotiate(const struct ccid_descriptor *d)
+{
+	if (d->dwFeatures & CCID_FEAT_AUTO_IFSD)
+		return 0;
+	if (d->dwMaxIFSD == 0)
+		return 0;
+	return d->dwMaxIFSD > SMC_T1_INF_MAX ? SMC_T1_INF_MAX : (uint8_t)d->dwMaxIFSD;
+}
+
+smc_status ccid_start_protocol(struct smc_ext *ext, uint32_t proto)
+{
+	const struct ccid_descriptor *d = desc_of(ext);
+	smc_status st = ccid_negotiate_speed(ext, proto);
+
+	if (st != SMC_OK)
+		return st;
+	st = ccid_set_parameters(ext, proto);
+	if (st != SMC_OK)
+		return st;
+	/* below APDU level the host runs T=1 blocks: smclib's engine starts afresh */
+	if (proto == SMC_PROTOCOL_T1 &&
+	    (d->level == CCID_LEVEL_TPDU || d->level == CCID_LEVEL_CHARACTER))
+		smc_t1_init(ext, ifsd_to_negotiate(d));
+	return SMC_OK;
+}
 
 smc_status ccid_set_protocol(struct smc_ext *ext)
 {
@@ -224,11 +273,7 @@ smc_status ccid_set_protocol(struct smc_ext *ext)
 			 proto == SMC_PROTOCOL_T1, d->dwProtocols);
 		return SMC_ERR_PROTOCOL;
 	}
-	if (proto == SMC_PROTOCOL_T1 && d->level == CCID_LEVEL_TPDU) {
-		log_info("set protocol: T=1 at TPDU level is not supported yet");
-		return SMC_ERR_PROTOCOL;
-	}
-	st = ccid_set_parameters(ext, proto);
+	st = ccid_start_protocol(ext, proto);
 	if (st != SMC_OK)
 		return st;
 	ext->card_caps.selected_protocol = proto;
@@ -238,27 +283,38 @@ smc_status ccid_set_protocol(struct smc_ext *ext)
 
 /* ---- RDF_TRANSMIT -------------------------------------------------------- */
 
-smc_status ccid_transmit(struct smc_ext *ext)
+static smc_status transmit_at_level(struct smc_ext *ext)
 {
 	const struct ccid_descriptor *d = desc_of(ext);
 
-	ext->io.reply_len = 0;
 	switch (d->level) {
 	case CCID_LEVEL_TPDU:
-		if (ext->card_caps.selected_protocol != SMC_PROTOCOL_T0) {
-			log_info("transmit: T=1 at TPDU level is not supported yet");
-			return SMC_ERR_PROTOCOL;
-		}
+		if (ext->card_caps.selected_protocol == SMC_PROTOCOL_T1)
+			return ccid_exchange_t1(ext);
 		return ccid_exchange_tpdu(ext);
 	case CCID_LEVEL_SHORT_APDU:
 		return ccid_exchange_short_apdu(ext);
 	case CCID_LEVEL_EXTENDED_APDU:
 		return ccid_exchange_extended_apdu(ext);
 	case CCID_LEVEL_CHARACTER:
-		break;
+		if (ext->card_caps.selected_protocol == SMC_PROTOCOL_T1)
+			return ccid_exchange_t1(ext);
+		return ccid_exchange_char_t0(ext);
 	}
 	log_critical("transmit: %s level is not supported", ccid_level_str(d->level));
 	return SMC_ERR_NOT_SUPPORTED;
+}
+
+smc_status ccid_transmit(struct smc_ext *ext)
+{
+	struct ccid_slot *s = ccid_slot_of(ext);
+	smc_status st;
+
+	ext->io.reply_len = 0;
+	s->apdu_deadline = ccid_xfer_now_ms(&s->reader->xfer) + CCID_APDU_BUDGET_MS;
+	st = transmit_at_level(ext);
+	s->apdu_deadline = 0;
+	return st;
 }
 
 /* ---- RDF_CARD_TRACKING --------------------------------------------------- */

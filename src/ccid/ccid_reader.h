@@ -4,6 +4,7 @@
  * callbacks.c  the RDF callbacks (power, set protocol, transmit, tracking)
  * exchange.c   the exchange-level strategies behind RDF_TRANSMIT
  * params.c     SetParameters built from the card's capabilities
+ * speed.c      clock/rate lists, PPS and the reader's rate, voltage class
  * ccid_xfer.c  one command and its answer on the bulk pipe */
 #ifndef CCID_READER_H
 #define CCID_READER_H
@@ -16,10 +17,17 @@
 #define CCID_CMD_TIMEOUT_MS 3000u
 /* IccPowerOn: activation, ATR, and a reader that tries voltages itself. */
 #define CCID_POWER_ON_TIMEOUT_MS 5000u
+/* One APDU in all, however many messages it takes (T=1 blocks and their
+ * recovery, extended APDU parts, character-level steps): a card or reader
+ * that keeps an exchange going cannot hold pcscd longer than this. */
+#define CCID_APDU_BUDGET_MS 90000u
 /* XfrBlock: the card's waiting time plus this margin, within the bounds below. */
 #define CCID_XFR_MARGIN_MS 1000u
 #define CCID_XFR_MIN_TIMEOUT_MS 3000u
 #define CCID_XFR_MAX_TIMEOUT_MS CCID_XFER_HARD_BOUND_MS
+
+/* bNumClockSupported and bNumDataRatesSupported are single bytes. */
+#define CCID_SPEED_LIST_MAX 255u
 
 /* A TPDU built from a short APDU: 5-byte header and up to 256 bytes. */
 #define CCID_TPDU_MAX (5u + 256u)
@@ -34,6 +42,8 @@ struct ccid_slot {
 	struct ccid_reader *reader;
 	uint8_t index;                 /* bSlot */
 	uint8_t tpdu[CCID_TPDU_MAX];   /* scratch: the TPDU of the APDU in flight */
+	uint8_t t1_rx[SMC_T1_BLOCK_MAX]; /* scratch: the card's T=1 block */
+	uint64_t apdu_deadline;        /* ms (xfer clock) the APDU in flight must end by; 0: none */
 };
 
 struct ccid_reader {
@@ -43,6 +53,10 @@ struct ccid_reader {
 	unsigned n_slots;
 	struct smc_ext *slots;         /* n_slots extensions */
 	struct ccid_slot *slot_priv;   /* n_slots private parts */
+	/* GET_CLOCK_FREQUENCIES (kHz) and GET_DATA_RATES (bps); empty when the
+	 * reader has no lists or stalls the requests (speed.c) */
+	uint32_t clocks[CCID_SPEED_LIST_MAX], rates[CCID_SPEED_LIST_MAX];
+	unsigned n_clocks, n_rates;
 };
 
 static inline struct ccid_slot *ccid_slot_of(struct smc_ext *ext)
@@ -52,8 +66,13 @@ static inline struct ccid_slot *ccid_slot_of(struct smc_ext *ext)
 
 /* callbacks.c */
 smc_status ccid_card_power(struct smc_ext *ext);
+/* Deactivate and activate again (a warm reset over CCID): ATR and card_caps anew. */
+smc_status ccid_card_reset(struct smc_ext *ext);
 smc_status ccid_set_protocol(struct smc_ext *ext);
 smc_status ccid_transmit(struct smc_ext *ext);
+/* The reader set up for protocol (SetParameters, and the T=1 engine below APDU
+ * level), at SET_PROTOCOL or when a card in specific mode was powered up. */
+smc_status ccid_start_protocol(struct smc_ext *ext, uint32_t proto);
 smc_status ccid_card_tracking(struct smc_ext *ext);
 /* The slot's card state after an answer's bmICCStatus (logged when it changes). */
 void ccid_track_icc(struct smc_ext *ext, enum ccid_icc_status icc);
@@ -82,6 +101,11 @@ smc_status ccid_exchange_t1(struct smc_ext *ext);
  * wtx multiplies the block waiting time for this block. */
 smc_status ccid_t1_block_tpdu(struct smc_ext *ext, const uint8_t *tx, size_t tx_len, uint8_t wtx,
 			      uint8_t *rx, size_t rx_cap, size_t *rx_len);
+/* The wait for the card's answer to a T=1 block, wtx the multiplier asked for. */
+unsigned ccid_t1_block_timeout_ms(const struct smc_ext *ext, uint8_t wtx);
+/* The rx_status for smc_t1_reply() from ccid_xfr_block's status; *rx_len the
+ * block's length on success. */
+smc_status ccid_t1_rx_status(smc_status st, const struct ccid_answer *a, size_t *rx_len);
 /* exchange_char.c: the same at character level (prologue, then the rest). */
 smc_status ccid_t1_block_char(struct smc_ext *ext, const uint8_t *tx, size_t tx_len, uint8_t wtx,
 			      uint8_t *rx, size_t rx_cap, size_t *rx_len);
@@ -91,5 +115,23 @@ smc_status ccid_exchange_char_t0(struct smc_ext *ext);
 /* params.c: configure the reader for protocol (SMC_PROTOCOL_T0 or _T1) from
  * ext->card_caps, unless the reader does it itself. */
 smc_status ccid_set_parameters(struct smc_ext *ext, uint32_t protocol);
+
+/* speed.c: at open, the clock and rate lists (a stall leaves them empty) and
+ * the slots' reader_caps completed from them. */
+void ccid_speed_open(struct ccid_reader *r);
+/* speed.c: before SetParameters, below APDU level when the reader does no PPS
+ * (dwFeatures 0x40, 0x80) and the card is negotiable: PPS to proto and the
+ * fastest Fi/Di both sides run (card_caps.pts, timing, the reader's rate).
+ * A refusal resets the card (ccid_card_reset) and leaves Fd/Dd; SMC_ERR_PROTOCOL
+ * if proto then is not the card's first protocol. */
+smc_status ccid_negotiate_speed(struct smc_ext *ext, uint32_t proto);
+/* speed.c: the bPowerSelect for the card's class indicator (ATR, 7816-3 8.3):
+ * used if it is one of the card's classes (or there is no indicator), else the
+ * highest voltage the card and bVoltageSupport share, else used. Pure. */
+enum ccid_power_select ccid_class_voltage(uint8_t class_indicator, uint8_t voltage_support,
+					  enum ccid_power_select used);
+/* The same for the ATR in ext->card_caps (the reader's bVoltageSupport), with a
+ * log line when the card should be powered again at another voltage. */
+enum ccid_power_select ccid_voltage_for_atr(struct smc_ext *ext, enum ccid_power_select used);
 
 #endif

@@ -27,6 +27,11 @@ static uint64_t now_ms(struct ccid_xfer *x)
 	return x->clock(x->clock_ctx);
 }
 
+uint64_t ccid_xfer_now_ms(struct ccid_xfer *x)
+{
+	return now_ms(x);
+}
+
 /* A transfer timeout for the time left: never 0, which libusb reads as "forever". */
 static unsigned read_timeout(uint64_t left_ms)
 {

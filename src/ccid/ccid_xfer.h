@@ -73,6 +73,8 @@ smc_status ccid_xfer_transact(struct ccid_xfer *x, const struct ccid_cmd *cmd, u
 			      uint8_t *out, size_t out_cap, struct ccid_answer *ans);
 
 int ccid_xfer_is_gone(const struct ccid_xfer *x);
+/* Now, in ms, on the pipe's clock (monotonic; virtual in tests). */
+uint64_t ccid_xfer_now_ms(struct ccid_xfer *x);
 
 /* The smc_status of an answer whose command status is "failed", with a log line
  * naming what failed: NO_MEDIA for an absent card, NOT_SUPPORTED for bError 0,

@@ -171,8 +171,11 @@ const char *ccid_level_str(enum ccid_level level)
 
 int ccid_descriptor_auto_params(const struct ccid_descriptor *d)
 {
-	return (d->dwFeatures &
-		(CCID_FEAT_AUTO_PARAMS_ATR | CCID_FEAT_AUTO_PARAM_NEG | CCID_FEAT_AUTO_PPS)) != 0;
+	/* 0x02 (parameters from the ATR) and 0x80 (PPS from the active
+	 * parameters) still take SetParameters: with 0x80 it is what makes the
+	 * reader negotiate, and after a host PPS it is the only way the reader
+	 * learns the new Fi/Di. Only proprietary negotiation (0x40) does all. */
+	return (d->dwFeatures & CCID_FEAT_AUTO_PARAM_NEG) != 0;
 }
 
 static void log_features(uint32_t f)

@@ -37,6 +37,17 @@ smc_status ccid_xfr_block(struct smc_ext *ext, uint8_t bwi, uint16_t level, cons
 	struct ccid_cmd cmd;
 	smc_status st;
 
+	if (s->apdu_deadline != 0) {
+		uint64_t now = ccid_xfer_now_ms(&s->reader->xfer);
+
+		if (now >= s->apdu_deadline) {
+			log_critical("slot %u: the APDU has used its %u ms: given up", s->index,
+				     CCID_APDU_BUDGET_MS);
+			return SMC_ERR_TIMEOUT;
+		}
+		if (timeout_ms > s->apdu_deadline - now)
+			timeout_ms = (unsigned)(s->apdu_deadline - now);
+	}
 	ccid_cmd_xfr_block(&cmd, s->index, bwi, level, data, len);
 	st = ccid_xfer_transact(&s->reader->xfer, &cmd, timeout_ms, out, out_cap, a);
 	if (st != SMC_OK || a->cmd != CCID_CMD_FAILED)

@@ -74,11 +74,6 @@ static smc_status setup_slot(struct ccid_reader *r, unsigned i)
 /* What this driver can run today; the rest is refused with a clear reason. */
 static smc_status check_supported(const struct ccid_descriptor *d)
 {
-	if (d->level == CCID_LEVEL_CHARACTER) {
-		log_critical("reader works at character level, which is not supported yet "
-			     "(TPDU, short APDU and extended APDU levels are)");
-		return SMC_ERR_NOT_SUPPORTED;
-	}
 	if ((d->dwProtocols & (SMC_PROTOCOL_T0 | SMC_PROTOCOL_T1)) == 0) {
 		log_critical("reader offers neither T=0 nor T=1 (dwProtocols 0x%08X): not supported",
 			     d->dwProtocols);
@@ -118,6 +113,7 @@ static smc_status open_reader(struct ccid_reader *r)
 			return st;
 		r->n_slots = i + 1;
 	}
+	ccid_speed_open(r);
 	return SMC_OK;
 }
 

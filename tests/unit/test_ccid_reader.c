@@ -271,13 +271,11 @@ static void open_refuses(const uint8_t *desc, size_t len, smc_status want)
 	fake_free(fd);
 }
 
-static void open_refuses_character_level_and_malformed_readers(void **state)
+static void open_refuses_malformed_readers(void **state)
 {
 	uint8_t d[54];
 
 	(void)state;
-	make_desc(d, 0x000004FE, 1, 65554);
-	open_refuses(d, 54, SMC_ERR_NOT_SUPPORTED);
 	make_desc(d, 0x000104FE, 0, 65554); /* no T=0, no T=1 */
 	open_refuses(d, 54, SMC_ERR_NOT_SUPPORTED);
 	open_refuses(qemu_desc, 40, SMC_ERR_COMM);
@@ -487,18 +485,30 @@ static void set_protocol_t1_sends_t1_parameters_at_apdu_level(void **state)
 	close_fixture(f);
 }
 
-static void set_protocol_t1_at_tpdu_level_is_refused(void **state)
+/* A TPDU reader that makes the PPS itself from the parameters (0x80): T=1 gets
+ * SetParameters with the fastest Fi/Di the reader's rates allow (TA1 0x96 is
+ * 250 kbps at 4 MHz, above 115200: Di 12, 93750 bps), and the T=1 engine
+ * starts with an S(IFS request) for dwMaxIFSD queued. */
+static void set_protocol_t1_at_tpdu_level_sets_speed_and_starts_t1(void **state)
 {
 	uint8_t d[54];
 	struct fixture *f;
+	const uint8_t *m;
+	size_t len;
 
 	(void)state;
-	make_desc(d, FEAT_TPDU_MANUAL, 3, 65554);
+	make_desc(d, FEAT_TPDU_MANUAL | 0x80, 3, 65554);
 	f = open_with(d, t1_atr, sizeof(t1_atr));
 	assert_int_equal(power(f, SMC_POWER_COLD), SMC_OK);
-	assert_int_equal(set_protocol(f, SMC_PROTOCOL_T1), SMC_ERR_PROTOCOL);
-	assert_int_equal(fake_sent_count_type(f->fd, 0x61), 0);
-	assert_true(f->ext->reader_caps.current_state != SMC_STATE_SPECIFIC);
+	assert_int_equal(set_protocol(f, SMC_PROTOCOL_T1), SMC_OK);
+	m = fake_sent_last_type(f->fd, 0x61, &len);
+	assert_non_null(m);
+	assert_int_equal(len, 17);
+	assert_int_equal(m[7], 1);
+	assert_int_equal(m[10], 0x98);
+	assert_int_equal(f->ext->card_caps.di, 12);
+	assert_true(f->ext->t1.ifsd_pending);
+	assert_int_equal(f->ext->reader_caps.current_state, SMC_STATE_SPECIFIC);
 	close_fixture(f);
 }
 
@@ -882,7 +892,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(open_with_qemu_descriptor_fills_the_extension),
-		cmocka_unit_test(open_refuses_character_level_and_malformed_readers),
+		cmocka_unit_test(open_refuses_malformed_readers),
 		cmocka_unit_test(extended_reader_announces_extended_max_input),
 		cmocka_unit_test(power_up_returns_the_cac_atr),
 		cmocka_unit_test(power_up_tries_5v_then_3v_then_1v8),
@@ -895,7 +905,7 @@ int main(void)
 		cmocka_unit_test(set_protocol_t0_with_auto_params_sends_no_set_parameters),
 		cmocka_unit_test(set_protocol_t0_sends_t0_parameters),
 		cmocka_unit_test(set_protocol_t1_sends_t1_parameters_at_apdu_level),
-		cmocka_unit_test(set_protocol_t1_at_tpdu_level_is_refused),
+		cmocka_unit_test(set_protocol_t1_at_tpdu_level_sets_speed_and_starts_t1),
 		cmocka_unit_test(set_parameters_refused_by_reader_is_comm_error),
 		cmocka_unit_test(specific_mode_card_is_configured_at_power_up),
 		cmocka_unit_test(transmit_tpdu_maps_case_4_and_returns_data_and_sw),

@@ -66,7 +66,7 @@ static void short_apdu_reader_level(void **state)
 	assert_int_equal(d.n_slots, 2);
 	assert_int_equal(d.dwProtocols, 3);
 	assert_int_equal(d.max_msg_len, 271);
-	assert_true(ccid_descriptor_auto_params(&d));
+	assert_false(ccid_descriptor_auto_params(&d)); /* 0x02, 0x80: SetParameters still */
 }
 
 static void extended_apdu_reader_level(void **state)
@@ -102,7 +102,10 @@ static void character_level_and_manual_parameters(void **state)
 	with_features(raw, 0x00010038); /* auto voltage, clock, baud: still manual parameters */
 	assert_int_equal(ccid_descriptor_parse(raw, sizeof(raw), &d), SMC_OK);
 	assert_false(ccid_descriptor_auto_params(&d));
-	with_features(raw, 0x00010080); /* automatic PPS */
+	with_features(raw, 0x00010082); /* PPS from the parameters it is given */
+	assert_int_equal(ccid_descriptor_parse(raw, sizeof(raw), &d), SMC_OK);
+	assert_false(ccid_descriptor_auto_params(&d));
+	with_features(raw, 0x00010040); /* proprietary negotiation: does it all */
 	assert_int_equal(ccid_descriptor_parse(raw, sizeof(raw), &d), SMC_OK);
 	assert_true(ccid_descriptor_auto_params(&d));
 }

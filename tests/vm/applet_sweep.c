@@ -19,7 +19,8 @@
  *   -c SOCKET: card removal and insertion through smartcrd-vreader's control
  *       socket, seen by SCardGetStatusChange, then the applet selected again.
  *   -F FAULT[,FAULT...] (with -c; instead of the sweep): for each fault, "fault
- *       FAULT 1" on the control socket, one APDU (80 34 00 10 10) that must
+ *       FAULT 1" on the control socket ("fault NAME N" for FAULT = NAME_N, the
+ *       fault on for N uses), one APDU (80 34 00 10 10) that must
  *       end in an error or the correct answer within -T seconds (a hang is
  *       reported and ends the program), "fault off", then three APDUs that
  *       must work (the host is back in step; one reconnect is allowed when
@@ -516,12 +517,18 @@ static bool back_in_step(struct sweep *s, const char *name, unsigned secs, char 
 
 static void one_fault(struct sweep *s, const char *sock, const char *name, unsigned secs)
 {
-	char cmd[64], during[160], after[160];
+	char cmd[96], during[160], after[160];
 	bool good = false, ok;
 	double t;
 	LONG rv;
 
-	snprintf(cmd, sizeof(cmd), "fault %s 1", name);
+	const char *count = strrchr(name, '_');
+
+	/* NAME_N: the fault for the next N uses, NAME: for the next one */
+	if (count != NULL)
+		snprintf(cmd, sizeof(cmd), "fault %.*s %s", (int)(count - name), name, count + 1);
+	else
+		snprintf(cmd, sizeof(cmd), "fault %s 1", name);
 	if (control(sock, cmd) != 0) {
 		s->failed++;
 		printf("FAIL fault %s: the control socket refused '%s'\n", name, cmd);

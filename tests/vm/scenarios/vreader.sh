@@ -10,7 +10,9 @@
 #         [--name NAME] libccid [KEY=VALUE...] [+faults]
 #   KEY=VALUE  profile settings for smartcrd-vreader -o (sim/README.md), e.g.
 #              level=tpdu card-protocols=t0
-#   +faults    also the fault-* checks in this run
+#   +faults    also the fault-* checks in this run (the reader faults of
+#              FAULTS below); +faults=F1,F2... those faults instead, each
+#              NAME or NAME_N (on for the next N uses: sim/README.md)
 #   VREADER    the smartcrd-vreader binary (host path); default: next to the
 #              staged bundle, STAGE/usr/bin/smartcrd-vreader
 # Checks, each a line "PASS NAME.check" / "FAIL NAME.check: why" in
@@ -270,14 +272,14 @@ usb_present() {
     return 1
 }
 
-# check_faults: applet_sweep -F, each fault once; a line per fault.
+# check_faults FAULT...: applet_sweep -F, each fault once; a line per fault.
 check_faults() {
     local list f line rc
-    list=$(IFS=,; echo "${FAULTS[*]}")
-    timeout --kill-after=5 $(( ${#FAULTS[@]} * 4 * FAULT_SECONDS + 30 )) \
+    list=$(IFS=,; echo "$*")
+    timeout --kill-after=5 $(( $# * 4 * FAULT_SECONDS + 30 )) \
         "$VM_BUILD/applet_sweep" -c "$vr_sock" -F "$list" -T "$FAULT_SECONDS" >"$RD/faults.log" 2>&1
     rc=$?
-    for f in "${FAULTS[@]}"; do
+    for f in "$@"; do
         line=$(grep -m1 -E "^(PASS|FAIL) fault $f:" "$RD/faults.log")
         case $line in
             PASS*) pass "fault-$f" "${line#PASS fault "$f": }" ;;
@@ -319,7 +321,7 @@ end_driver() {
 
 run_one() {
     local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() rc summary
-    local faults=no time_flags=()
+    local faults=() time_flags=()
     local -a san_env=()
     local out
     RD=$R/$run
@@ -331,7 +333,8 @@ run_one() {
     id=$vid:$pid
     for kv in "${opts[@]}"; do
         case $kv in
-            +faults) faults=yes ;;
+            +faults) faults=("${FAULTS[@]}") ;;
+            +faults=*) IFS=, read -r -a faults <<<"${kv#+faults=}" ;;
             *) vopts+=(-o "$kv") ;;
         esac
     done
@@ -396,7 +399,7 @@ run_one() {
     timeout --kill-after=5 60 "$VM_BUILD/applet_sweep" -E "${time_flags[@]}" >"$RD/time-ext.log" 2>&1
     client_verdict time-ext applet_sweep "$RD/time-ext.log" $?
     grep -E '^applet_sweep: 80 38' "$RD/time-ext.log"
-    [ $faults = yes ] && check_faults
+    [ ${#faults[@]} -gt 0 ] && check_faults "${faults[@]}"
     end_driver
     check_control
     check_replug "$id"

@@ -185,6 +185,8 @@ struct smc_t1_state {
 	uint8_t nad;                 /* NAD of our blocks (SAD/DAD), 0 normally */
 	bool crc;                    /* EDC is CRC (else LRC) */
 	bool ifsd_pending;           /* an S(IFS request) goes first */
+	bool running;                /* set up by smc_t1_init() for the card now powered:
+				      * ifsc/ifsd above are the ones in force */
 	/* the block to send now, built by smc_t1_request() */
 	uint8_t block[SMC_T1_BLOCK_MAX];
 	size_t block_len;

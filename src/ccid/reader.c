@@ -11,9 +11,16 @@
 /* SCARD_ATTR_CHANNEL_ID: DWORD 0xDDDDCCCC, DDDD 0x0020 for USB, CCCC bus and address */
 #define CHANNEL_TYPE_USB 0x0020u
 
+/* Extended APDUs pass at extended APDU level, and below APDU level over T=1,
+ * whose blocks chain any length (over T=0 they are refused per APDU). */
 static uint32_t max_input(const struct ccid_descriptor *d)
 {
-	return d->level == CCID_LEVEL_EXTENDED_APDU ? CCID_EXTENDED_APDU_MAX : CCID_SHORT_APDU_MAX;
+	bool t1_blocks = (d->level == CCID_LEVEL_TPDU || d->level == CCID_LEVEL_CHARACTER) &&
+			 (d->dwProtocols & SMC_PROTOCOL_T1);
+
+	if (d->level == CCID_LEVEL_EXTENDED_APDU || t1_blocks)
+		return CCID_EXTENDED_APDU_MAX;
+	return CCID_SHORT_APDU_MAX;
 }
 
 /* A USB string into a smaller field: cut to fit, always terminated, and safe

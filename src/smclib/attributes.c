@@ -153,11 +153,13 @@ static smc_status card_value(const struct smc_ext *ext, uint32_t tag, struct att
 	case SCARD_ATTR_CURRENT_W:
 		value_dword(v, cc->t0.wi);
 		return SMC_OK;
+	/* the T=1 engine's values once it runs (an S(IFS) may have changed them),
+	 * the ATR's before */
 	case SCARD_ATTR_CURRENT_IFSC:
-		value_dword(v, cc->t1.ifsc);
+		value_dword(v, ext->t1.running ? ext->t1.ifsc : cc->t1.ifsc);
 		return SMC_OK;
 	case SCARD_ATTR_CURRENT_IFSD:
-		value_dword(v, cc->t1.ifsd);
+		value_dword(v, ext->t1.running ? ext->t1.ifsd : cc->t1.ifsd);
 		return SMC_OK;
 	case SCARD_ATTR_CURRENT_BWT:
 		value_dword(v, cc->t1.bwt_ms);

@@ -130,6 +130,7 @@ static smc_status do_power(struct smc_ext *ext)
 		return SMC_ERR_NO_MEDIA;
 	}
 	smc_card_caps_clear(&ext->card_caps);
+	ext->t1.running = false; /* a new ATR, a new T=1 start if any */
 	ext->io.minor = power;
 	st = call_rdf(ext, RDF_CARD_POWER);
 	if (st != SMC_OK) {

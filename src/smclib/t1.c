@@ -145,6 +145,7 @@ void smc_t1_init(struct smc_ext *ext, uint8_t ifsd)
 	t->ifsd = base_ifsd(ext);
 	t->crc = ext->card_caps.t1.crc;
 	t->nad = 0;
+	t->running = true;
 	exchange_end(t);
 	log_info("T=1: IFSC %u, IFSD %u%s, EDC %s", t->ifsc, t->ifsd,
 		 t->ifsd_pending ? " (S(IFS request) queued)" : "", t->crc ? "CRC" : "LRC");

@@ -299,6 +299,24 @@ static void extended_reader_announces_extended_max_input(void **state)
 	close_fixture(f);
 }
 
+/* Below APDU level, T=1 blocks chain any length: extended APDUs pass; a
+ * T=0-only TPDU reader (QEMU's) stays at short APDUs. */
+static void tpdu_reader_with_t1_announces_extended_max_input(void **state)
+{
+	uint8_t d[54];
+	struct fixture *f;
+
+	(void)state;
+	make_desc(d, FEAT_TPDU_MANUAL, 3, 271);
+	f = open_with(d, cac_atr, sizeof(cac_atr));
+	assert_int_equal(f->ext->reader_caps.max_input, 65544);
+	close_fixture(f);
+	make_desc(d, FEAT_TPDU_MANUAL, 1, 271);
+	f = open_with(d, cac_atr, sizeof(cac_atr));
+	assert_int_equal(f->ext->reader_caps.max_input, 261);
+	close_fixture(f);
+}
+
 /* ---- power ------------------------------------------------------------------ */
 
 static void power_up_returns_the_cac_atr(void **state)
@@ -894,6 +912,7 @@ int main(void)
 		cmocka_unit_test(open_with_qemu_descriptor_fills_the_extension),
 		cmocka_unit_test(open_refuses_malformed_readers),
 		cmocka_unit_test(extended_reader_announces_extended_max_input),
+		cmocka_unit_test(tpdu_reader_with_t1_announces_extended_max_input),
 		cmocka_unit_test(power_up_returns_the_cac_atr),
 		cmocka_unit_test(power_up_tries_5v_then_3v_then_1v8),
 		cmocka_unit_test(power_up_skips_voltages_the_reader_lacks),

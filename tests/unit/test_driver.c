@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <wintypes.h>
+#include <reader.h>
+
 #include "rig.h"
 
 static void driver_short_apdu_level_t0_and_t1(void **state)
@@ -120,6 +123,44 @@ static void driver_tpdu_level_t0(void **state)
 	rig_close(r);
 }
 
+static uint32_t rig_attribute(struct rig *r, uint32_t tag)
+{
+	uint8_t v[4];
+	size_t len;
+
+	assert_int_equal(smc_device_control(r->ext, SMC_REQ_GET_ATTRIBUTE, tag, NULL, 0, v, sizeof(v), &len),
+			 SMC_OK);
+	assert_int_equal(len, 4);
+	return (uint32_t)v[0] | (uint32_t)v[1] << 8 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 24;
+}
+
+/* T=1 at TPDU level with the host doing everything (features 3A: no automatic
+ * PPS or IFSD): PPS, S(IFS request), chaining both ways with IFSC 32, WTX,
+ * extended lengths; the attributes show the IFSC and IFSD in force. */
+static void driver_tpdu_level_t1(void **state)
+{
+	static const char *const kv[][2] = {
+		{ "level", "tpdu" }, { "card-protocols", "t1" }, { "features", "3A" },
+		{ "card-ifsc", "32" }, { "card-edc", "crc" },
+	};
+	struct rig *r = rig_open(kv, sizeof(kv) / sizeof(kv[0]), 0);
+
+	(void)state;
+	rig_power(r);
+	rig_protocol(r, 2);
+	assert_true(r->ext->card_caps.pts.done);
+	rig_select(r);
+	assert_int_equal(rig_attribute(r, SCARD_ATTR_CURRENT_IFSC), 32);
+	assert_int_equal(rig_attribute(r, SCARD_ATTR_CURRENT_IFSD), 254);
+	rig_send_counting_all(r);
+	rig_check_data_all(r);
+	rig_apdu(r, (const uint8_t *)"\x80\x38\x00\x05", 4, 0, 0x9000);
+	rig_fill(r, 0x5A, 65535);
+	rig_accept(r, 65535);
+	rig_fill(r, 0x5B, 300);
+	rig_close(r);
+}
+
 static void driver_sees_card_removal(void **state)
 {
 	struct rig *r = rig_open(NULL, 0, 0);
@@ -168,6 +209,7 @@ int main(void)
 		cmocka_unit_test(driver_extended_apdu_level_with_packets),
 		cmocka_unit_test(driver_extended_apdu_level_with_small_messages),
 		cmocka_unit_test(driver_tpdu_level_t0),
+		cmocka_unit_test(driver_tpdu_level_t1),
 		cmocka_unit_test(driver_sees_card_removal),
 		cmocka_unit_test(driver_two_slots_work_independently),
 	};

@@ -28,7 +28,8 @@
 #   reader       pcscd shows the reader with a card
 #   sweep        applet_sweep: every short length both ways, 80 36 (61xx and
 #                GET RESPONSE at TPDU level with a T=0 card), extended lengths
-#                at extended level; data checked byte by byte
+#                at extended level and with a T=1 card at TPDU and character
+#                level; data checked byte by byte
 #   time-ext     applet_sweep -E: 80 38 00 xx, the card takes time: the reader's
 #                time extensions are paced in real time (TIME_UNIT_MS each; the
 #                answer's delay is checked where the reader sends CCID time
@@ -338,7 +339,10 @@ run_one() {
             *) vopts+=(-o "$kv") ;;
         esac
     done
-    [ "$level" = extended ] && sweep_flags+=(-x)
+    # extended lengths: at extended APDU level, and over T=1 blocks below it
+    case $level:$(opt card-protocols t0,t1) in
+        extended:* | tpdu:t1 | character:t1) sweep_flags+=(-x) ;;
+    esac
     # T=0 below the APDU levels: 61xx reaches the application, which sends the
     # GET RESPONSE itself (the reader and libccid only carry TPDUs there).
     case $level:$(opt card-protocols t0,t1) in

@@ -530,6 +530,46 @@ static void set_protocol_t1_at_tpdu_level_sets_speed_and_starts_t1(void **state)
 	close_fixture(f);
 }
 
+/* A hostile T=1 card at TPDU level: every block it gets is answered, 2 s
+ * later, by S(WTX request, 255). Each answer is in time and the engine takes
+ * up to 255 of them per block, so only the APDU's time budget ends it: an
+ * error after at most the budget and one more answer, never hours. */
+static void wtx_storm(struct fake_dev *fd, const uint8_t *msg, size_t len, void *ctx)
+{
+	static const uint8_t wtx[] = { 0x00, 0xC3, 0x01, 0xFF, 0x00 ^ 0xC3 ^ 0x01 ^ 0xFF };
+	struct fake_frame fr = { .type = 0x80, .data = wtx, .len = sizeof(wtx) };
+
+	if (len >= 10 && msg[0] == 0x6F)
+		fake_rx_frame(fd, &fr, 0, 2000);
+	else
+		device(fd, msg, len, ctx);
+}
+
+static void t1_wtx_storm_ends_within_the_apdu_budget(void **state)
+{
+	static const uint8_t apdu[] = { 0x00, 0xB0, 0x00, 0x00, 0x10 };
+	uint8_t d[54];
+	struct fixture *f;
+	uint64_t start, took;
+
+	(void)state;
+	make_desc(d, FEAT_TPDU_MANUAL | 0x40, 3, 65554);
+	f = open_with(d, t1_atr, sizeof(t1_atr));
+	f->reader->xfer.clock = fake_clock_ms;
+	f->reader->xfer.clock_ctx = f->fd;
+	assert_int_equal(power(f, SMC_POWER_COLD), SMC_OK);
+	assert_int_equal(set_protocol(f, SMC_PROTOCOL_T1), SMC_OK);
+	fake_set_responder(f->fd, wtx_storm, &f->dev);
+	start = fake_clock_ms(f->fd);
+	assert_int_not_equal(transmit(f, apdu, sizeof(apdu), sizeof(f->reply)), SMC_OK);
+	took = fake_clock_ms(f->fd) - start;
+	assert_true(took >= CCID_APDU_BUDGET_MS);
+	assert_true(took <= CCID_APDU_BUDGET_MS + 2000);
+	/* the WTX multiplier went to the reader as bBWI */
+	assert_int_equal(fake_sent_last_type(f->fd, 0x6F, NULL)[7], 0xFF);
+	close_fixture(f);
+}
+
 static void set_parameters_refused_by_reader_is_comm_error(void **state)
 {
 	uint8_t d[54];
@@ -925,6 +965,7 @@ int main(void)
 		cmocka_unit_test(set_protocol_t0_sends_t0_parameters),
 		cmocka_unit_test(set_protocol_t1_sends_t1_parameters_at_apdu_level),
 		cmocka_unit_test(set_protocol_t1_at_tpdu_level_sets_speed_and_starts_t1),
+		cmocka_unit_test(t1_wtx_storm_ends_within_the_apdu_budget),
 		cmocka_unit_test(set_parameters_refused_by_reader_is_comm_error),
 		cmocka_unit_test(specific_mode_card_is_configured_at_power_up),
 		cmocka_unit_test(transmit_tpdu_maps_case_4_and_returns_data_and_sw),

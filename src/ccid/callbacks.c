@@ -214,6 +214,21 @@ smc_status ccid_card_reset(struct smc_ext *ext)
 	return power_up(ext);
 }
 
+/* A card that gives no usable ATR after a reset gets one more, longer
+ * deactivation and activation before the reset is reported as failed (ISO
+ * 7816-3 6.2.3: a card that did not answer a warm reset is deactivated and
+ * activated again). */
+static smc_status reset_with_retry(struct smc_ext *ext)
+{
+	smc_status st = ccid_card_reset(ext);
+
+	if (st != SMC_ERR_POWER && st != SMC_ERR_COMM)
+		return st;
+	log_info("slot %u: no usable ATR after the reset (%s); deactivating and trying once more",
+		 ccid_slot_of(ext)->index, smc_status_str(st));
+	return ccid_card_reset(ext);
+}
+
 smc_status ccid_card_power(struct smc_ext *ext)
 {
 	switch (ext->io.minor) {
@@ -222,7 +237,7 @@ smc_status ccid_card_power(struct smc_ext *ext)
 	case SMC_POWER_COLD:
 		return power_up(ext);
 	case SMC_POWER_WARM:
-		return ccid_card_reset(ext);
+		return reset_with_retry(ext);
 	}
 	log_critical("power request %u is none of down/cold/warm", ext->io.minor);
 	return SMC_ERR_INVALID_PARAM;

@@ -386,6 +386,26 @@ static void power_up_of_a_mute_card_is_power_error(void **state)
 	close_fixture(f);
 }
 
+/* QEMU's reader picks the voltage itself: a reset that meets a mute card is
+ * tried once more (power off, power on) before it fails; a card that stays
+ * mute costs two attempts, no more. */
+static void reset_of_a_mute_card_is_tried_once_more(void **state)
+{
+	struct fixture *f = ready(qemu_desc, cac_atr, sizeof(cac_atr), SMC_PROTOCOL_T0);
+	size_t before = f->dev.n_power;
+
+	(void)state;
+	f->dev.mute_power_ons = 1;
+	assert_int_equal(power(f, SMC_POWER_WARM), SMC_OK);
+	assert_int_equal(f->dev.n_power - before, 2);
+	assert_memory_equal(f->reply, cac_atr, sizeof(cac_atr));
+	f->dev.mute_power_ons = 10;
+	before = f->dev.n_power;
+	assert_int_equal(power(f, SMC_POWER_WARM), SMC_ERR_POWER);
+	assert_int_equal(f->dev.n_power - before, 2);
+	close_fixture(f);
+}
+
 static void power_up_with_card_removed_is_no_media(void **state)
 {
 	struct fixture *f = open_with(qemu_desc, cac_atr, sizeof(cac_atr));
@@ -957,6 +977,7 @@ int main(void)
 		cmocka_unit_test(power_up_tries_5v_then_3v_then_1v8),
 		cmocka_unit_test(power_up_skips_voltages_the_reader_lacks),
 		cmocka_unit_test(power_up_of_a_mute_card_is_power_error),
+		cmocka_unit_test(reset_of_a_mute_card_is_tried_once_more),
 		cmocka_unit_test(power_up_with_card_removed_is_no_media),
 		cmocka_unit_test(power_up_rejects_empty_and_oversized_atr),
 		cmocka_unit_test(warm_reset_powers_off_then_on),

@@ -48,6 +48,9 @@ RUNS=(
     "char-t0|level=character card-protocols=t0"
     "char-t1|level=character card-protocols=t1"
     "vicc-short|level=short card-relay=vicc:127.0.0.1:35963"  # Debian's vicc behind the reader (scenarios/vicc.sh)
+    # vicc's card is T=1 only (TA1 13): T=1 blocks at TPDU level, the host
+    # doing PPS and IFSD
+    "vicc-tpdu|level=tpdu features=3A card-relay=vicc:127.0.0.1:35963"
 )
 # Checks (RUN.CHECK) expected to fail, per driver, with the reason (listed
 # under the table; XFAIL or XPASS in it).

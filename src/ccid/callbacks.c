@@ -130,34 +130,26 @@ static smc_status power_for_class(struct smc_ext *ext, enum ccid_power_select us
  * the previous one gave no ATR. */
 static smc_status power_on_any_voltage(struct smc_ext *ext)
 {
-	static const struct {
-		uint8_t support;
-		enum ccid_power_select sel;
-		const char *name;
-	} volts[] = {
-		{ CCID_VOLTAGE_5V, CCID_POWER_5V, "5 V" },
-		{ CCID_VOLTAGE_3V, CCID_POWER_3V, "3 V" },
-		{ CCID_VOLTAGE_1V8, CCID_POWER_1V8, "1.8 V" },
-	};
+	const struct ccid_voltage_class *cls = ccid_voltage_classes;
 	const struct ccid_descriptor *d = desc_of(ext);
 	smc_status st = SMC_ERR_POWER;
 	int tried = 0;
 
 	if (d->dwFeatures & CCID_FEAT_AUTO_VOLTAGE)
 		return icc_power_on(ext, CCID_POWER_AUTO);
-	for (size_t i = 0; i < sizeof(volts) / sizeof(volts[0]); i++) {
-		if (!(d->bVoltageSupport & volts[i].support))
+	for (size_t i = 0; i < CCID_N_VOLTAGE_CLASSES; i++) {
+		if (!(d->bVoltageSupport & cls[i].bit))
 			continue;
 		if (tried++) {
 			log_info("slot %u: no ATR; deactivating and trying %s", ccid_slot_of(ext)->index,
-				 volts[i].name);
+				 cls[i].volts);
 			st = icc_power_off(ext);
 			if (st != SMC_OK)
 				return st;
 		}
-		st = icc_power_on(ext, volts[i].sel);
+		st = icc_power_on(ext, cls[i].sel);
 		if (st == SMC_OK)
-			return power_for_class(ext, volts[i].sel);
+			return power_for_class(ext, cls[i].sel);
 		if (st != SMC_ERR_POWER)
 			return st;
 	}

@@ -125,6 +125,17 @@ void ccid_speed_open(struct ccid_reader *r);
  * A refusal resets the card (ccid_card_reset) and leaves Fd/Dd; SMC_ERR_PROTOCOL
  * if proto then is not the card's first protocol. */
 smc_status ccid_negotiate_speed(struct smc_ext *ext, uint32_t proto);
+/* speed.c: the classes of ISO 7816-3 8.3, highest voltage first (A 5 V, B 3 V,
+ * C 1.8 V): the bit they share in the class indicator and bVoltageSupport, the
+ * bPowerSelect (CCID 6.1.1), and names for logs. */
+struct ccid_voltage_class {
+	uint8_t bit;
+	enum ccid_power_select sel;
+	const char *volts; /* "5 V" */
+	const char *name;  /* "A (5 V)" */
+};
+#define CCID_N_VOLTAGE_CLASSES 3u
+extern const struct ccid_voltage_class ccid_voltage_classes[CCID_N_VOLTAGE_CLASSES];
 /* speed.c: the bPowerSelect for the card's class indicator (ATR, 7816-3 8.3):
  * used if it is one of the card's classes (or there is no indicator), else the
  * highest voltage the card and bVoltageSupport share, else used. Pure. */

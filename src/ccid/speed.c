@@ -385,38 +385,38 @@ smc_status ccid_negotiate_speed(struct smc_ext *ext, uint32_t proto)
 /* ---- voltage class, at power up ------------------------------------------- */
 
 /* Class A 5 V, B 3 V, C 1.8 V: the same bits in the class indicator (7816-3
- * 8.3, bits 1-3) and in bVoltageSupport; bPowerSelect 1, 2, 3. */
-static const struct {
-	uint8_t bit;
-	enum ccid_power_select sel;
-	const char *name;
-} classes[] = {
-	{ CCID_VOLTAGE_5V, CCID_POWER_5V, "A (5 V)" },
-	{ CCID_VOLTAGE_3V, CCID_POWER_3V, "B (3 V)" },
-	{ CCID_VOLTAGE_1V8, CCID_POWER_1V8, "C (1.8 V)" },
+ * 8.3, bits 1-3) and in bVoltageSupport; bPowerSelect 1, 2, 3. Also the order
+ * in which callbacks.c tries voltages at power up. */
+const struct ccid_voltage_class ccid_voltage_classes[CCID_N_VOLTAGE_CLASSES] = {
+	{ CCID_VOLTAGE_5V, CCID_POWER_5V, "5 V", "A (5 V)" },
+	{ CCID_VOLTAGE_3V, CCID_POWER_3V, "3 V", "B (3 V)" },
+	{ CCID_VOLTAGE_1V8, CCID_POWER_1V8, "1.8 V", "C (1.8 V)" },
 };
-#define N_CLASSES (sizeof(classes) / sizeof(classes[0]))
 #define ALL_CLASSES (CCID_VOLTAGE_5V | CCID_VOLTAGE_3V | CCID_VOLTAGE_1V8)
 
 enum ccid_power_select ccid_class_voltage(uint8_t class_indicator, uint8_t voltage_support,
 					  enum ccid_power_select used)
 {
-	for (size_t i = 0; i < N_CLASSES; i++)
-		if (classes[i].sel == used && (class_indicator & classes[i].bit))
+	const struct ccid_voltage_class *c = ccid_voltage_classes;
+
+	for (size_t i = 0; i < CCID_N_VOLTAGE_CLASSES; i++)
+		if (c[i].sel == used && (class_indicator & c[i].bit))
 			return used;
 	if ((class_indicator & ALL_CLASSES) == 0)
 		return used; /* no class indicator (or only RFU bits): nothing to go by */
-	for (size_t i = 0; i < N_CLASSES; i++)
-		if ((class_indicator & classes[i].bit) && (voltage_support & classes[i].bit))
-			return classes[i].sel;
+	for (size_t i = 0; i < CCID_N_VOLTAGE_CLASSES; i++)
+		if ((class_indicator & c[i].bit) && (voltage_support & c[i].bit))
+			return c[i].sel;
 	return used;
 }
 
 static const char *class_name(enum ccid_power_select sel)
 {
-	for (size_t i = 0; i < N_CLASSES; i++)
-		if (classes[i].sel == sel)
-			return classes[i].name;
+	const struct ccid_voltage_class *c = ccid_voltage_classes;
+
+	for (size_t i = 0; i < CCID_N_VOLTAGE_CLASSES; i++)
+		if (c[i].sel == sel)
+			return c[i].name;
 	return "automatic";
 }
 
@@ -434,7 +434,7 @@ enum ccid_power_select ccid_voltage_for_atr(struct smc_ext *ext, enum ccid_power
 	if (smc_atr_parse(ext->card_caps.atr, ext->card_caps.atr_len, &parsed) != SMC_OK)
 		return used;
 	ci = parsed.class_indicator;
-	if ((ci & classes[used - 1].bit) || (ci & ALL_CLASSES) == 0)
+	if ((ci & ccid_voltage_classes[used - 1].bit) || (ci & ALL_CLASSES) == 0)
 		return used;
 	sel = ccid_class_voltage(ci, d->bVoltageSupport, used);
 	if (sel != used)

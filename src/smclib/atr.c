@@ -13,7 +13,8 @@
 
 #define T_GLOBAL 15 /* 8.2.3: T=15 qualifies global interface bytes */
 
-/* Table 7 of ISO 7816-3: Fi and fmax (kHz) by the high nibble of TA1, 0 = RFU. */
+/* Table 7 of ISO 7816-3: Fi and fmax (kHz) by the high nibble of TA1, 0 = RFU.
+ * The only copy: pps.c reads them through smc_fi_of() and friends. */
 static const uint16_t fi_table[16] = {
 	372, 372, 558, 744, 1116, 1488, 1860, 0, 0, 512, 768, 1024, 1536, 2048, 0, 0,
 };
@@ -24,6 +25,26 @@ static const uint16_t fmax_khz_table[16] = {
 static const uint8_t di_table[16] = {
 	0, 1, 2, 4, 8, 16, 32, 64, 12, 20, 0, 0, 0, 0, 0, 0,
 };
+
+unsigned smc_fi_of(uint8_t fidi)
+{
+	return fi_table[fidi >> 4];
+}
+
+unsigned smc_fmax_khz_of(uint8_t fidi)
+{
+	return fmax_khz_table[fidi >> 4];
+}
+
+unsigned smc_di_of(uint8_t fidi)
+{
+	return di_table[fidi & 0x0F];
+}
+
+bool smc_fidi_valid(uint8_t fidi)
+{
+	return smc_fi_of(fidi) != 0 && smc_di_of(fidi) != 0;
+}
 
 static uint32_t protocol_mask(unsigned t)
 {
@@ -166,15 +187,15 @@ static void atr_derive_ta1(struct smc_card_caps *caps)
 	ta1 = caps->group[0].ta;
 	f = ta1 >> 4;
 	d = ta1 & 0x0F;
-	if (fi_table[f] == 0 || di_table[d] == 0) {
+	if (!smc_fidi_valid(ta1)) {
 		log_info("TA1 0x%02X has an RFU Fi (%u) or Di (%u) code; using Fd=372, Dd=1",
 			 ta1, f, d);
 		return;
 	}
 	caps->ta1 = ta1;
-	caps->fi = fi_table[f];
-	caps->di = di_table[d];
-	caps->fmax_khz = fmax_khz_table[f];
+	caps->fi = smc_fi_of(ta1);
+	caps->di = smc_di_of(ta1);
+	caps->fmax_khz = smc_fmax_khz_of(ta1);
 }
 
 /* 8.2.3: the protocols offered are the T of every TDi; no TD1 means T=0 only.

@@ -18,18 +18,8 @@
 #define FIDI_DEFAULT 0x11u
 #define FD 372u
 
-/* Table 7 of ISO 7816-3 (Fi and fmax by the high nibble of TA1) and Table 8 (Di
- * by the low nibble); 0 = RFU. The same tables as in atr.c, kept here so that
- * this file stands alone. */
-static const uint16_t fi_table[16] = {
-	372, 372, 558, 744, 1116, 1488, 1860, 0, 0, 512, 768, 1024, 1536, 2048, 0, 0,
-};
-static const uint16_t fmax_khz_table[16] = {
-	4000, 5000, 6000, 8000, 12000, 16000, 20000, 0, 0, 5000, 7500, 10000, 15000, 20000, 0, 0,
-};
-static const uint8_t di_table[16] = {
-	0, 1, 2, 4, 8, 16, 32, 64, 12, 20, 0, 0, 0, 0, 0, 0,
-};
+/* Fi, fmax and Di (Tables 7 and 8 of ISO 7816-3) come from atr.c through
+ * smc_fi_of(), smc_fmax_khz_of() and smc_di_of(). */
 /* Di codes by decreasing Di: 64, 32, 20, 16, 12, 8, 4, 2, 1. */
 static const uint8_t di_codes_desc[] = { 7, 6, 9, 5, 8, 4, 3, 2, 1 };
 
@@ -37,11 +27,6 @@ static const uint8_t di_codes_desc[] = { 7, 6, 9, 5, 8, 4, 3, 2, 1 };
  * (10752.7 bps is listed as 10752 or 10753), but neighbouring entries of real
  * lists are 3% or more apart. */
 #define RATE_TOLERANCE_PCT 1u
-
-static bool fidi_valid(uint8_t fidi)
-{
-	return fi_table[fidi >> 4] != 0 && di_table[fidi & 0x0F] != 0;
-}
 
 /* 7.1: one etu is Fi / (Di * f), so the data rate is f * Di / Fi bits per second. */
 static uint32_t rate_of(uint32_t fi, uint32_t di, uint32_t clk_khz)
@@ -89,19 +74,19 @@ smc_status smc_choose_speed(const struct smc_card_caps *caps, uint32_t clk_khz, 
 	*fidi = FIDI_DEFAULT;
 	if (rate != NULL)
 		*rate = clk_khz ? rate_of(FD, 1, clk_khz) : 0;
-	if (clk_khz == 0 || !fidi_valid(caps->ta1))
+	if (clk_khz == 0 || !smc_fidi_valid(caps->ta1))
 		return SMC_OK;
 	f_code = caps->ta1 >> 4;
-	fi = fi_table[f_code];
-	di_max = di_table[caps->ta1 & 0x0F];
+	fi = smc_fi_of(caps->ta1);
+	di_max = smc_di_of(caps->ta1);
 	/* 8.3: the clock must stay within the fmax that goes with Fi */
-	if (clk_khz > fmax_khz_table[f_code])
+	if (clk_khz > smc_fmax_khz_of(caps->ta1))
 		return SMC_OK;
 	/* 9.2: PPS1 may propose any F from Fd to Fi and D from Dd to Di; keep Fi
 	 * (fmax was checked for it) and step down through the Di of Table 8. */
 	for (size_t i = 0; i < sizeof(di_codes_desc); i++) {
 		uint8_t d_code = di_codes_desc[i];
-		unsigned di = di_table[d_code];
+		unsigned di = smc_di_of(d_code);
 		uint32_t supported;
 
 		if (di > di_max)
@@ -156,7 +141,7 @@ smc_status smc_pps_build(uint32_t protocol, uint8_t fidi, uint8_t out[SMC_PPS_RE
 		return SMC_ERR_INVALID_PARAM;
 	}
 	*len = 0;
-	if (t < 0 || !fidi_valid(fidi)) {
+	if (t < 0 || !smc_fidi_valid(fidi)) {
 		log_critical("PPS for protocol 0x%X, Fi/Di 0x%02X: not exactly one of T=0 and T=1, or an RFU code",
 			     protocol, fidi);
 		return SMC_ERR_INVALID_PARAM;
@@ -250,12 +235,12 @@ smc_status smc_pps_check(const uint8_t *request, size_t req_len, const uint8_t *
 
 smc_status smc_card_caps_set_fidi(struct smc_card_caps *caps, uint8_t fidi, uint32_t clk_khz)
 {
-	if (caps == NULL || !fidi_valid(fidi)) {
+	if (caps == NULL || !smc_fidi_valid(fidi)) {
 		log_critical("cannot set Fi/Di 0x%02X%s", fidi, caps ? " (RFU code)" : " without capabilities");
 		return SMC_ERR_INVALID_PARAM;
 	}
-	caps->fi = fi_table[fidi >> 4];
-	caps->di = di_table[fidi & 0x0F];
+	caps->fi = smc_fi_of(fidi);
+	caps->di = smc_di_of(fidi);
 	smc_card_caps_timing(caps, clk_khz);
 	return SMC_OK;
 }

@@ -8,6 +8,14 @@
  * 4 MHz is what nearly every CCID reader uses by default). */
 #define SMC_DEFAULT_CLK_KHZ 4000u
 
+/* ISO 7816-3 Table 7 (Fi, fmax in kHz: high nibble) and Table 8 (Di: low nibble)
+ * looked up by a TA1 or PPS1 byte; 0 for an RFU code. smc_fidi_valid() says
+ * both codes are defined. The tables live in atr.c. */
+unsigned smc_fi_of(uint8_t fidi);
+unsigned smc_fmax_khz_of(uint8_t fidi);
+unsigned smc_di_of(uint8_t fidi);
+bool smc_fidi_valid(uint8_t fidi);
+
 /* Words for logs: "none", "T=0", "T=1", "T=0|T=1" (or "other" for unknown bits). */
 const char *smc_protocol_str(uint32_t mask);
 

@@ -12,6 +12,12 @@
 
 struct rig *rig_open(const char *const kv[][2], size_t n_kv, int split)
 {
+	return rig_open_wrapped(kv, n_kv, split, NULL);
+}
+
+struct rig *rig_open_wrapped(const char *const kv[][2], size_t n_kv, int split,
+			     void (*wrap)(struct ccid_transport *tp))
+{
 	struct rig *r = calloc(1, sizeof(*r));
 	struct vr_profile p;
 	const char *why;
@@ -24,6 +30,8 @@ struct rig *rig_open(const char *const kv[][2], size_t n_kv, int split)
 	}
 	assert_int_equal(inproc_transport_open(&p, &r->tp, &r->vr), TP_OK);
 	inproc_set_packet_split(r->tp, split);
+	if (wrap != NULL)
+		wrap(r->tp);
 	assert_int_equal(ccid_reader_open(r->tp, &r->reader), SMC_OK);
 	r->ext = ccid_reader_slot(r->reader, 0);
 	assert_non_null(r->ext);
@@ -98,6 +106,19 @@ void rig_check_data_all(struct rig *r)
 		for (unsigned i = 0; i < n; i++)
 			r->apdu[5 + i] = (uint8_t)i;
 		rig_apdu(r, r->apdu, 5 + n, 0, 0x9000);
+	}
+}
+
+void rig_get_response_all(struct rig *r)
+{
+	for (unsigned n = 1; n <= 256; n++) {
+		uint8_t cmd[6] = { 0x80, 0x36, (uint8_t)(n >> 8), (uint8_t)n, 0x01, 0x00 };
+		uint8_t get[5] = { 0x80, 0xC0, 0x00, 0x00, (uint8_t)n };
+
+		rig_apdu(r, cmd, 6, 0, (uint16_t)(0x6100 | (n & 0xFF)));
+		rig_apdu(r, get, 5, n, 0x9000);
+		for (unsigned i = 0; i < n; i++)
+			assert_int_equal(r->reply[i], (uint8_t)i);
 	}
 }
 

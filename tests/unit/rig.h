@@ -27,6 +27,10 @@ struct rig {
 /* A reader with the default profile changed by kv (n_kv key=value pairs of
  * sim/README.md); split: one USB packet per receive(). */
 struct rig *rig_open(const char *const kv[][2], size_t n_kv, int split);
+/* The same, calling wrap(tp) on the in-process transport before the driver
+ * opens it: a test puts a spy in front of the transport there (tp->ops). */
+struct rig *rig_open_wrapped(const char *const kv[][2], size_t n_kv, int split,
+			     void (*wrap)(struct ccid_transport *tp));
 void rig_close(struct rig *r);
 
 /* Cold power up; the ATR must be the one of the card's profile. */
@@ -38,11 +42,14 @@ void rig_apdu(struct rig *r, const uint8_t *apdu, size_t len, size_t data_len, u
 smc_status rig_transmit(struct rig *r, const uint8_t *apdu, size_t len);
 
 /* The test applet (sim/README.md): SELECT; 80 34 for every length 1..256 and
- * 80 32 for every Lc 1..255, data checked byte by byte; 80 00 04 V (n bytes of
+ * 80 32 for every Lc 1..255, data checked byte by byte; 80 36 with data in for
+ * every length 1..256, answered 61 xx, then GET RESPONSE 80 C0 00 00 xx (over
+ * T=0 the driver leaves 61 xx to the application); 80 00 04 V (n bytes of
  * value v back); 80 12 01 80 (n bytes in, extended Lc). */
 void rig_select(struct rig *r);
 void rig_send_counting_all(struct rig *r);
 void rig_check_data_all(struct rig *r);
+void rig_get_response_all(struct rig *r);
 void rig_fill(struct rig *r, uint8_t v, size_t n);
 void rig_accept(struct rig *r, size_t n);
 

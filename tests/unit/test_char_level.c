@@ -17,20 +17,6 @@
 static const char *const t0_kv[][2] = { { "level", "character" }, { "card-protocols", "t0" } };
 static const char *const t1_kv[][2] = { { "level", "character" }, { "card-protocols", "t1" } };
 
-/* 80 36 (data in, 61 xx), then GET RESPONSE 80 C0 00 00 xx for lengths 1..256. */
-static void get_response_sweep(struct rig *r)
-{
-	for (unsigned n = 1; n <= 256; n++) {
-		uint8_t cmd[6] = { 0x80, 0x36, (uint8_t)(n >> 8), (uint8_t)n, 0x01, 0x00 };
-		uint8_t get[5] = { 0x80, 0xC0, 0x00, 0x00, (uint8_t)n };
-
-		rig_apdu(r, cmd, 6, 0, (uint16_t)(0x6100 | (n & 0xFF)));
-		rig_apdu(r, get, 5, n, 0x9000);
-		for (unsigned i = 0; i < n; i++)
-			assert_int_equal(r->reply[i], (uint8_t)i);
-	}
-}
-
 static void t0_applet(struct rig *r)
 {
 	rig_power(r);
@@ -38,7 +24,7 @@ static void t0_applet(struct rig *r)
 	rig_select(r);
 	rig_send_counting_all(r);
 	rig_check_data_all(r);
-	get_response_sweep(r);
+	rig_get_response_all(r);
 	/* a command that takes time: NULL procedure bytes before SW1 SW2 */
 	rig_apdu(r, (const uint8_t *)"\x80\x38\x00\x05", 4, 0, 0x9000);
 	rig_apdu(r, (const uint8_t *)"\x80\x30\x00\x00", 4, 0, 0x9000);

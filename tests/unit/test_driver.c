@@ -109,16 +109,8 @@ static void driver_tpdu_level_t0(void **state)
 	rig_select(r);
 	rig_send_counting_all(r);
 	rig_check_data_all(r);
-	for (unsigned n = 1; n <= 256; n++) {
-		uint8_t cmd[6] = { 0x80, 0x36, (uint8_t)(n >> 8), (uint8_t)n, 0x01, 0x00 };
-		uint8_t get[5] = { 0x80, 0xC0, 0x00, 0x00, (uint8_t)n };
-
-		/* over T=0 the card answers 61 xx; the driver does not fetch it itself */
-		rig_apdu(r, cmd, 6, 0, (uint16_t)(0x6100 | (n & 0xFF)));
-		rig_apdu(r, get, 5, n, 0x9000);
-		for (unsigned i = 0; i < n; i++)
-			assert_int_equal(r->reply[i], (uint8_t)i);
-	}
+	/* over T=0 the card answers 61 xx; the driver does not fetch it itself */
+	rig_get_response_all(r);
 	rig_apdu(r, (const uint8_t *)"\x80\x38\x00\x02", 4, 0, 0x9000);
 	rig_close(r);
 }

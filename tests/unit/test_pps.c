@@ -35,19 +35,26 @@ static uint8_t choose(uint8_t ta1, uint32_t clk, const uint32_t *rates, size_t n
 	return fidi;
 }
 
+/* The virtual reader's clock with a list of n rates (the range then does not
+ * count: 0, 0), or without one its range: TA1 ta1 must give Fi/Di fidi, which
+ * the reader runs at rate bps. */
+static void want_speed(uint8_t ta1, const uint32_t *rates, size_t n, uint8_t fidi, uint32_t rate)
+{
+	uint32_t got = 0;
+
+	assert_int_equal(choose(ta1, VR_CLK, rates, n, n ? 0 : VR_RATE, n ? 0 : VR_MAX_RATE, &got), fidi);
+	assert_int_equal(got, rate);
+}
+
 /* ---- smc_choose_speed ---------------------------------------------------- */
 
 static void speed_takes_ta1_within_virtual_reader_range(void **state)
 {
-	uint32_t rate = 0;
-
 	(void)state;
 	/* Fi 512, Di 32 at 4 MHz: 250000 bps */
-	assert_int_equal(choose(0x96, VR_CLK, NULL, 0, VR_RATE, VR_MAX_RATE, &rate), 0x96);
-	assert_int_equal(rate, 250000);
+	want_speed(0x96, NULL, 0, 0x96, 250000);
 	/* Fi 372, Di 4: 43010 bps */
-	assert_int_equal(choose(0x13, VR_CLK, NULL, 0, VR_RATE, VR_MAX_RATE, &rate), 0x13);
-	assert_int_equal(rate, 43010);
+	want_speed(0x13, NULL, 0, 0x13, 43010);
 }
 
 static void speed_default_without_ta1(void **state)
@@ -67,30 +74,24 @@ static void speed_steps_down_di_to_a_listed_rate(void **state)
 {
 	/* no 250000 (Di 32) nor 200000 (Di 20), but 125000 (Di 16) */
 	static const uint32_t rates[] = { 9600, 10752, 21505, 43010, 62500, 125000 };
-	uint32_t rate = 0;
 
 	(void)state;
-	assert_int_equal(choose(0x96, VR_CLK, rates, 6, 0, 0, &rate), 0x95);
-	assert_int_equal(rate, 125000);
+	want_speed(0x96, rates, 6, 0x95, 125000);
 }
 
 static void speed_di_64_taken_when_listed_else_next_smaller(void **state)
 {
 	static const uint32_t with_500k[] = { 10752, 250000, 500000 };
 	static const uint32_t without[] = { 10752, 250000 };
-	uint32_t rate = 0;
 
 	(void)state;
 	/* Fi 512, Di 64 at 4 MHz: 500000 bps */
-	assert_int_equal(choose(0x97, VR_CLK, with_500k, 3, 0, 0, &rate), 0x97);
-	assert_int_equal(rate, 500000);
-	assert_int_equal(choose(0x97, VR_CLK, without, 2, 0, 0, &rate), 0x96);
-	assert_int_equal(rate, 250000);
+	want_speed(0x97, with_500k, 3, 0x97, 500000);
+	want_speed(0x97, without, 2, 0x96, 250000);
 	/* without a list: 500000 is above 412903, Di 32 fits */
-	assert_int_equal(choose(0x97, VR_CLK, NULL, 0, VR_RATE, VR_MAX_RATE, NULL), 0x96);
+	want_speed(0x97, NULL, 0, 0x96, 250000);
 	/* Fi 372, Di 64: 688172 too fast, Di 32: 344086 fits */
-	assert_int_equal(choose(0x17, VR_CLK, NULL, 0, VR_RATE, VR_MAX_RATE, &rate), 0x16);
-	assert_int_equal(rate, 344086);
+	want_speed(0x17, NULL, 0, 0x16, 344086);
 }
 
 static void speed_tries_di_12_and_20_of_the_table(void **state)
@@ -109,15 +110,12 @@ static void speed_list_match_tolerates_rounding_only(void **state)
 {
 	static const uint32_t rounded_up[] = { 10753, 43011 };
 	static const uint32_t too_far[] = { 10752, 43500 };
-	uint32_t rate = 0;
 
 	(void)state;
 	/* 43010.75 bps listed as 43011 */
-	assert_int_equal(choose(0x13, VR_CLK, rounded_up, 2, 0, 0, &rate), 0x13);
-	assert_int_equal(rate, 43011);
+	want_speed(0x13, rounded_up, 2, 0x13, 43011);
 	/* 43500 is 1.1% away: Di 2 (21505) is not listed either */
-	assert_int_equal(choose(0x13, VR_CLK, too_far, 2, 0, 0, &rate), 0x11);
-	assert_int_equal(rate, 10752);
+	want_speed(0x13, too_far, 2, 0x11, 10752);
 }
 
 static void speed_respects_range_without_list(void **state)
@@ -168,25 +166,25 @@ static void speed_refuses_missing_arguments(void **state)
 
 /* ---- smc_pps_build ------------------------------------------------------- */
 
-static void pps_request_bytes_for_t0_and_t1(void **state)
+/* The request for protocol at Fi/Di fidi must be these len bytes. */
+static void want_request(uint32_t protocol, uint8_t fidi, const char *bytes, size_t len)
 {
 	uint8_t out[SMC_PPS_REQUEST_MAX];
-	size_t len = 0;
+	size_t got = 0;
 
+	assert_int_equal(smc_pps_build(protocol, fidi, out, &got), SMC_OK);
+	assert_int_equal(got, len);
+	assert_memory_equal(out, bytes, len);
+}
+
+static void pps_request_bytes_for_t0_and_t1(void **state)
+{
 	(void)state;
-	assert_int_equal(smc_pps_build(SMC_PROTOCOL_T0, 0x96, out, &len), SMC_OK);
-	assert_int_equal(len, 4);
-	assert_memory_equal(out, "\xFF\x10\x96\x79", 4);
-	assert_int_equal(smc_pps_build(SMC_PROTOCOL_T1, 0x95, out, &len), SMC_OK);
-	assert_int_equal(len, 4);
-	assert_memory_equal(out, "\xFF\x11\x95\x7B", 4);
+	want_request(SMC_PROTOCOL_T0, 0x96, "\xFF\x10\x96\x79", 4);
+	want_request(SMC_PROTOCOL_T1, 0x95, "\xFF\x11\x95\x7B", 4);
 	/* the default speed: PPS1 left out */
-	assert_int_equal(smc_pps_build(SMC_PROTOCOL_T1, 0x11, out, &len), SMC_OK);
-	assert_int_equal(len, 3);
-	assert_memory_equal(out, "\xFF\x01\xFE", 3);
-	assert_int_equal(smc_pps_build(SMC_PROTOCOL_T0, 0x11, out, &len), SMC_OK);
-	assert_int_equal(len, 3);
-	assert_memory_equal(out, "\xFF\x00\xFF", 3);
+	want_request(SMC_PROTOCOL_T1, 0x11, "\xFF\x01\xFE", 3);
+	want_request(SMC_PROTOCOL_T0, 0x11, "\xFF\x00\xFF", 3);
 }
 
 static void pps_request_refuses_bad_protocol_or_code(void **state)

@@ -13,7 +13,6 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ccid/ccid_reader.h"
@@ -118,30 +117,21 @@ static tp_status spy_control(struct ccid_transport *tp, uint8_t request_type, ui
 	return st;
 }
 
-/* rig_open with the spy in front of the transport; knobs are set before. */
-static struct rig *open_spied(const char *const kv[][2], size_t n_kv)
+/* The spy in front of the in-process transport (rig_open_wrapped). */
+static void put_spy(struct ccid_transport *tp)
 {
-	struct rig *r = calloc(1, sizeof(*r));
-	struct vr_profile p;
-	const char *why;
-
-	assert_non_null(r);
-	vr_profile_defaults(&p);
-	for (size_t i = 0; i < n_kv; i++) {
-		if (vr_profile_set(&p, kv[i][0], kv[i][1], &why) != 0)
-			fail_msg("profile %s=%s refused: %s", kv[i][0], kv[i][1], why);
-	}
-	assert_int_equal(inproc_transport_open(&p, &r->tp, &r->vr), TP_OK);
-	spy.real = r->tp->ops;
+	spy.real = tp->ops;
 	spy_ops = *spy.real;
 	spy_ops.send = spy_send;
 	spy_ops.control = spy_control;
 	spy_ops.receive = spy_receive;
-	r->tp->ops = &spy_ops;
-	assert_int_equal(ccid_reader_open(r->tp, &r->reader), SMC_OK);
-	r->ext = ccid_reader_slot(r->reader, 0);
-	assert_non_null(r->ext);
-	return r;
+	tp->ops = &spy_ops;
+}
+
+/* rig_open with the spy in front of the transport; knobs are set before. */
+static struct rig *open_spied(const char *const kv[][2], size_t n_kv)
+{
+	return rig_open_wrapped(kv, n_kv, 0, put_spy);
 }
 
 static int reset_spy(void **state)
@@ -158,11 +148,30 @@ static void assert_pps(unsigned i, const char *bytes, size_t len)
 	assert_memory_equal(spy.pps[i], bytes, len);
 }
 
-static void run_applet(struct rig *r)
+/* The PPS requests seen were exactly this one. */
+static void assert_only_pps(const char *bytes, size_t len)
+{
+	assert_int_equal(spy.n_pps, 1);
+	assert_pps(0, bytes, len);
+}
+
+/* open_spied, then the card powered up and proto selected. */
+static struct rig *open_with_protocol(const char *const kv[][2], size_t n_kv, uint32_t proto)
+{
+	struct rig *r = open_spied(kv, n_kv);
+
+	rig_power(r);
+	rig_protocol(r, proto);
+	return r;
+}
+
+/* The card works at the speed chosen: the applet runs. Then the reader goes. */
+static void run_applet_and_close(struct rig *r)
 {
 	rig_select(r);
 	rig_send_counting_all(r);
 	rig_check_data_all(r);
+	rig_close(r);
 }
 
 /* The lists as the profile states them: 250000 bps is Fi 512, Di 32 at 4 MHz. */
@@ -187,8 +196,7 @@ static void speed_pps_accepted_at_tpdu_level_then_apdus_work(void **state)
 	rig_power(r);
 	rig_protocol(r, SMC_PROTOCOL_T0);
 	/* T=0 is the card's first protocol, but TA1 96 is faster than 11 */
-	assert_int_equal(spy.n_pps, 1);
-	assert_pps(0, "\xFF\x10\x96\x79", 4);
+	assert_only_pps("\xFF\x10\x96\x79", 4);
 	assert_true(r->ext->card_caps.pts.done);
 	assert_int_equal(r->ext->card_caps.pts.fl, 9);
 	assert_int_equal(r->ext->card_caps.pts.dl, 6);
@@ -196,26 +204,21 @@ static void speed_pps_accepted_at_tpdu_level_then_apdus_work(void **state)
 	assert_int_equal(r->ext->card_caps.di, 32);
 	/* features 10 and 20: the reader follows the rate itself */
 	assert_int_equal(spy.n_set_rate, 0);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 static void speed_pps_sets_reader_rate_without_auto_baud(void **state)
 {
 	static const char *const kv[][2] = { { "level", "tpdu" }, { "features", "0" } };
-	struct rig *r = open_spied(kv, 2);
+	struct rig *r = open_with_protocol(kv, 2, SMC_PROTOCOL_T0);
 
 	(void)state;
-	rig_power(r);
-	rig_protocol(r, SMC_PROTOCOL_T0);
-	assert_int_equal(spy.n_pps, 1);
-	assert_pps(0, "\xFF\x10\x96\x79", 4);
+	assert_only_pps("\xFF\x10\x96\x79", 4);
 	/* no list: 250000 lies within dwDataRate .. dwMaxDataRate (10752 .. 412903) */
 	assert_int_equal(spy.n_set_rate, 1);
 	assert_int_equal(spy.set_clock, 4000);
 	assert_int_equal(spy.set_rate, 250000);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 static void speed_pps_to_t1_at_tpdu_level(void **state)
@@ -227,10 +230,8 @@ static void speed_pps_to_t1_at_tpdu_level(void **state)
 	rig_power(r);
 	assert_int_equal(r->ext->card_caps.first_protocol, SMC_PROTOCOL_T0);
 	rig_protocol(r, SMC_PROTOCOL_T1);
-	assert_int_equal(spy.n_pps, 1);
-	assert_pps(0, "\xFF\x11\x96\x78", 4);
-	run_applet(r);
-	rig_close(r);
+	assert_only_pps("\xFF\x11\x96\x78", 4);
+	run_applet_and_close(r);
 }
 
 static void speed_pps_for_protocol_alone_when_no_faster_rate(void **state)
@@ -239,17 +240,13 @@ static void speed_pps_for_protocol_alone_when_no_faster_rate(void **state)
 	static const char *const kv[][2] = {
 		{ "level", "tpdu" }, { "features", "3A" }, { "rates", "10752" },
 	};
-	struct rig *r = open_spied(kv, 3);
+	struct rig *r = open_with_protocol(kv, 3, SMC_PROTOCOL_T1);
 
 	(void)state;
-	rig_power(r);
-	rig_protocol(r, SMC_PROTOCOL_T1);
-	assert_int_equal(spy.n_pps, 1);
-	assert_pps(0, "\xFF\x01\xFE", 3);
+	assert_only_pps("\xFF\x01\xFE", 3);
 	assert_true(r->ext->card_caps.pts.done);
 	assert_int_equal(r->ext->card_caps.fi, 372);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 static void speed_pps_at_character_level(void **state)
@@ -261,14 +258,10 @@ static void speed_pps_at_character_level(void **state)
 		struct rig *r;
 
 		reset_spy(NULL);
-		r = open_spied(kv, 2);
-		rig_power(r);
-		rig_protocol(r, proto);
-		assert_int_equal(spy.n_pps, 1);
-		assert_pps(0, proto == SMC_PROTOCOL_T0 ? "\xFF\x10\x96\x79" : "\xFF\x11\x96\x78", 4);
+		r = open_with_protocol(kv, 2, proto);
+		assert_only_pps(proto == SMC_PROTOCOL_T0 ? "\xFF\x10\x96\x79" : "\xFF\x11\x96\x78", 4);
 		assert_true(r->ext->card_caps.pts.done);
-		run_applet(r);
-		rig_close(r);
+		run_applet_and_close(r);
 	}
 }
 
@@ -287,15 +280,13 @@ static void speed_refused_pps_resets_card_and_runs_default(void **state)
 	rig_power(r);
 	assert_int_equal(spy.power_ons, 1);
 	rig_protocol(r, SMC_PROTOCOL_T0);
-	assert_int_equal(spy.n_pps, 1);
-	assert_pps(0, "\xFF\x10\x95\x7A", 4);
+	assert_only_pps("\xFF\x10\x95\x7A", 4);
 	assert_int_equal(spy.power_ons, 2); /* the reset */
 	assert_false(r->ext->card_caps.pts.done);
 	assert_int_equal(r->ext->card_caps.fi, 372);
 	assert_int_equal(r->ext->card_caps.di, 1);
 	assert_int_equal(spy.n_set_rate, 0);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 static void speed_refused_pps_to_t1_retries_at_default_speed(void **state)
@@ -303,11 +294,9 @@ static void speed_refused_pps_to_t1_retries_at_default_speed(void **state)
 	static const char *const kv[][2] = {
 		{ "level", "tpdu" }, { "features", "0" }, { "rates", RATES_UP_TO_125K },
 	};
-	struct rig *r = open_spied(kv, 3);
+	struct rig *r = open_with_protocol(kv, 3, SMC_PROTOCOL_T1);
 
 	(void)state;
-	rig_power(r);
-	rig_protocol(r, SMC_PROTOCOL_T1);
 	assert_int_equal(spy.n_pps, 2);
 	assert_pps(0, "\xFF\x11\x95\x7B", 4);
 	assert_pps(1, "\xFF\x01\xFE", 3);
@@ -315,8 +304,7 @@ static void speed_refused_pps_to_t1_retries_at_default_speed(void **state)
 	assert_true(r->ext->card_caps.pts.done);
 	assert_int_equal(r->ext->card_caps.pts.fl, 1);
 	assert_int_equal(r->ext->card_caps.pts.dl, 1);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 static void speed_protocol_refused_twice_fails_then_first_protocol_works(void **state)
@@ -342,8 +330,7 @@ static void speed_protocol_refused_twice_fails_then_first_protocol_works(void **
 	rig_protocol(r, SMC_PROTOCOL_T0);
 	assert_int_equal(spy.n_pps, 3);
 	assert_pps(2, "\xFF\x10\x96\x79", 4);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 /* ---- no PPS ------------------------------------------------------------------ */
@@ -352,24 +339,19 @@ static void speed_no_pps_when_reader_negotiates(void **state)
 {
 	/* the default features 4BA have 80: automatic PPS by the reader */
 	static const char *const kv[][2] = { { "level", "tpdu" } };
-	struct rig *r = open_spied(kv, 1);
+	struct rig *r = open_with_protocol(kv, 1, SMC_PROTOCOL_T0);
 
 	(void)state;
-	rig_power(r);
-	rig_protocol(r, SMC_PROTOCOL_T0);
 	assert_int_equal(spy.n_pps, 0);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 static void speed_no_pps_at_apdu_level(void **state)
 {
 	static const char *const kv[][2] = { { "level", "short" }, { "features", "0" } };
-	struct rig *r = open_spied(kv, 2);
+	struct rig *r = open_with_protocol(kv, 2, SMC_PROTOCOL_T1);
 
 	(void)state;
-	rig_power(r);
-	rig_protocol(r, SMC_PROTOCOL_T1);
 	assert_int_equal(spy.n_pps, 0);
 	rig_close(r);
 }
@@ -380,15 +362,12 @@ static void speed_no_pps_when_nothing_to_gain(void **state)
 	static const char *const kv[][2] = {
 		{ "level", "tpdu" }, { "features", "0" }, { "card-ta1", "none" },
 	};
-	struct rig *r = open_spied(kv, 3);
+	struct rig *r = open_with_protocol(kv, 3, SMC_PROTOCOL_T0);
 
 	(void)state;
-	rig_power(r);
-	rig_protocol(r, SMC_PROTOCOL_T0);
 	assert_int_equal(spy.n_pps, 0);
 	assert_int_equal(spy.n_set_rate, 0);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 static void speed_no_pps_in_specific_mode(void **state)
@@ -404,8 +383,7 @@ static void speed_no_pps_in_specific_mode(void **state)
 	assert_true(r->ext->card_caps.specific_mode);
 	rig_protocol(r, SMC_PROTOCOL_T0);
 	assert_int_equal(spy.n_pps, 0);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 /* ---- the lists ---------------------------------------------------------------- */
@@ -426,10 +404,8 @@ static void speed_data_rates_stall_falls_back_to_descriptor(void **state)
 	rig_power(r);
 	rig_protocol(r, SMC_PROTOCOL_T0);
 	/* no list: TA1's 250000 lies within the descriptor's range */
-	assert_int_equal(spy.n_pps, 1);
-	assert_pps(0, "\xFF\x10\x96\x79", 4);
-	run_applet(r);
-	rig_close(r);
+	assert_only_pps("\xFF\x10\x96\x79", 4);
+	run_applet_and_close(r);
 }
 
 static void speed_short_and_odd_list_answers_keep_whole_good_entries(void **state)
@@ -473,22 +449,27 @@ static void speed_list_sizes_are_bounded_by_the_descriptor(void **state)
  * the spy puts this ATR into the reader's answers. */
 static const uint8_t atr_class_bc[] = { 0x3B, 0x80, 0x80, 0x1F, 0x06, 0x19 };
 
-static smc_status power_up(struct rig *r)
+/* open_spied with that ATR in the reader's answers, then a cold power up that
+ * must succeed (not rig_power: the ATR is not the profile's). */
+static struct rig *open_class_bc(const char *const kv[][2], size_t n_kv)
 {
-	return smc_device_control(r->ext, SMC_REQ_POWER, SMC_POWER_COLD, NULL, 0, r->reply,
-				  sizeof(r->reply), &r->reply_len);
+	struct rig *r;
+
+	spy.atr = atr_class_bc;
+	spy.atr_len = sizeof(atr_class_bc);
+	r = open_spied(kv, n_kv);
+	assert_int_equal(smc_device_control(r->ext, SMC_REQ_POWER, SMC_POWER_COLD, NULL, 0, r->reply,
+					    sizeof(r->reply), &r->reply_len),
+			 SMC_OK);
+	return r;
 }
 
 static void class_indicator_moves_card_from_5v_to_3v(void **state)
 {
 	static const char *const kv[][2] = { { "level", "tpdu" }, { "features", "0" } };
-	struct rig *r;
+	struct rig *r = open_class_bc(kv, 2);
 
 	(void)state;
-	spy.atr = atr_class_bc;
-	spy.atr_len = sizeof(atr_class_bc);
-	r = open_spied(kv, 2);
-	assert_int_equal(power_up(r), SMC_OK);
 	assert_int_equal(r->ext->card_caps.class_indicator, 0x06);
 	/* 5 V first (the ATR came), then 3 V for class B */
 	assert_int_equal(spy.power_ons, 2);
@@ -497,20 +478,15 @@ static void class_indicator_moves_card_from_5v_to_3v(void **state)
 	/* the card is usable: no TA1, T=0 first, so no PPS */
 	rig_protocol(r, SMC_PROTOCOL_T0);
 	assert_int_equal(spy.n_pps, 0);
-	run_applet(r);
-	rig_close(r);
+	run_applet_and_close(r);
 }
 
 static void class_indicator_without_shared_voltage_keeps_card(void **state)
 {
 	static const char *const kv[][2] = { { "level", "tpdu" }, { "features", "0" }, { "voltages", "5" } };
-	struct rig *r;
+	struct rig *r = open_class_bc(kv, 3);
 
 	(void)state;
-	spy.atr = atr_class_bc;
-	spy.atr_len = sizeof(atr_class_bc);
-	r = open_spied(kv, 3);
-	assert_int_equal(power_up(r), SMC_OK);
 	assert_int_equal(spy.power_ons, 1);
 	assert_int_equal(spy.power_select[0], CCID_POWER_5V);
 	rig_close(r);
@@ -519,13 +495,9 @@ static void class_indicator_without_shared_voltage_keeps_card(void **state)
 static void class_indicator_ignored_when_reader_picks_voltage(void **state)
 {
 	static const char *const kv[][2] = { { "level", "tpdu" }, { "features", "8" } };
-	struct rig *r;
+	struct rig *r = open_class_bc(kv, 2);
 
 	(void)state;
-	spy.atr = atr_class_bc;
-	spy.atr_len = sizeof(atr_class_bc);
-	r = open_spied(kv, 2);
-	assert_int_equal(power_up(r), SMC_OK);
 	assert_int_equal(spy.power_ons, 1);
 	assert_int_equal(spy.power_select[0], CCID_POWER_AUTO);
 	rig_close(r);

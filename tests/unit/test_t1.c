@@ -120,6 +120,13 @@ static void begin(size_t apdu_len, size_t reply_cap)
 	assert_int_equal(smc_t1_request(&ext), SMC_OK);
 }
 
+/* The same with an APDU of apdu_len bytes of make_apdu's pattern. */
+static void start(size_t apdu_len, size_t reply_cap)
+{
+	make_apdu(apdu_len);
+	begin(apdu_len, reply_cap);
+}
+
 /* The engine's block must be exactly NAD 0, pcb, inf, EDC. */
 static void want(uint8_t pcb, const uint8_t *inf, size_t len)
 {
@@ -177,13 +184,18 @@ static void more(smc_status st)
 
 static const uint8_t sw_ok[] = { 0x90, 0x00 };
 
+/* The card's last block, I(ns) with 90 00, must end the exchange. */
+static void card_ends_ok(uint8_t ns)
+{
+	assert_int_equal(card(I(ns, 0), sw_ok, 2), SMC_OK);
+}
+
 /* One short exchange that must succeed: our I(ns) with the APDU, card's I(nr) 90 00. */
 static void exchange_ok(uint8_t ns, uint8_t nr)
 {
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	want_i_part(I(ns, 0), 0, 5);
-	assert_int_equal(card(I(nr, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(nr);
 	assert_int_equal(ext.io.reply_len, 2);
 	assert_memory_equal(reply, sw_ok, 2);
 }
@@ -287,7 +299,7 @@ static void t1_case4_with_crc_exact_bytes(void **state)
 	begin(sizeof(case4), 258);
 	assert_int_equal(ext.t1.block_len, sizeof(sent));
 	assert_memory_equal(ext.t1.block, sent, sizeof(sent));
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 /* ---- chaining ----------------------------------------------------------- */
@@ -296,8 +308,7 @@ static void t1_command_chaining_with_ifsc_32(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(100);
-	begin(100, 258);
+	start(100, 258);
 	want_i_part(I(0, 1), 0, 32);
 	more(card(R(1, 0), NULL, 0));
 	want_i_part(I(1, 1), 32, 32);
@@ -305,7 +316,7 @@ static void t1_command_chaining_with_ifsc_32(void **state)
 	want_i_part(I(0, 1), 64, 32);
 	more(card(R(1, 0), NULL, 0));
 	want_i_part(I(1, 0), 96, 4);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 	assert_int_equal(ext.t1.ns, 0);
 	assert_int_equal(ext.t1.nr, 1);
 }
@@ -320,8 +331,7 @@ static void t1_extended_apdu_of_65544_bytes_chains_with_ifsc_254(void **state)
 	(void)state;
 	smc_log_mask = SMC_LOG_CRITICAL;
 	slot(true, 254, 0);
-	make_apdu(APDU_MAX);
-	begin(APDU_MAX, 258);
+	start(APDU_MAX, 258);
 	while (APDU_MAX - off > 254) {
 		want_i_part(I(ns, 1), off, 254);
 		off += 254;
@@ -332,7 +342,7 @@ static void t1_extended_apdu_of_65544_bytes_chains_with_ifsc_254(void **state)
 	want_i_part(I(ns, 0), off, APDU_MAX - off);
 	assert_int_equal(APDU_MAX - off, 12);
 	assert_int_equal(blocks + 1, 259);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 	assert_int_equal(ext.io.reply_len, 2);
 	smc_log_mask = saved;
 }
@@ -350,8 +360,7 @@ static void t1_response_chaining_is_collected(void **state)
 		last[i] = (uint8_t)(0x80 + i);
 	last[10] = 0x90;
 	last[11] = 0x00;
-	make_apdu(5);
-	begin(5, 300);
+	start(5, 300);
 	want_i_part(I(0, 0), 0, 5);
 	more(card(I(0, 1), part, 32));
 	want(R(1, 0), NULL, 0);
@@ -370,8 +379,7 @@ static void t1_card_ifs_request_mid_chain_changes_ifsc(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(100);
-	begin(100, 258);
+	start(100, 258);
 	want_i_part(I(0, 1), 0, 32);
 	more(card_s(S_REQ(IFS), 64));
 	want_s(S_RSP(IFS), 64);
@@ -380,7 +388,7 @@ static void t1_card_ifs_request_mid_chain_changes_ifsc(void **state)
 	want_i_part(I(1, 1), 32, 64);
 	more(card(R(0, 0), NULL, 0));
 	want_i_part(I(0, 0), 96, 4);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 /* ---- IFSD negotiation --------------------------------------------------- */
@@ -394,8 +402,7 @@ static void t1_ifsd_is_negotiated_before_the_first_apdu(void **state)
 	slot(false, 32, 254);
 	assert_true(ext.t1.ifsd_pending);
 	assert_int_equal(ext.t1.ifsd, 32);
-	make_apdu(5);
-	begin(5, 600);
+	start(5, 600);
 	assert_int_equal(ext.t1.block_len, sizeof(ifs_req));
 	assert_memory_equal(ext.t1.block, ifs_req, sizeof(ifs_req));
 	more(card_s(S_RSP(IFS), 254));
@@ -405,7 +412,7 @@ static void t1_ifsd_is_negotiated_before_the_first_apdu(void **state)
 	memset(big, 0x5A, sizeof(big));
 	more(card(I(0, 1), big, sizeof(big)));
 	want(R(1, 0), NULL, 0);
-	assert_int_equal(card(I(1, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(1);
 	assert_int_equal(ext.io.reply_len, 256);
 	/* only once */
 	exchange_ok(1, 0);
@@ -417,8 +424,7 @@ static void t1_ifsd_given_up_after_card_mute_three_times(void **state)
 
 	(void)state;
 	slot(true, 32, 254);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	want_s(S_REQ(IFS), 254);
 	more(mute());
 	want_s(S_REQ(IFS), 254);
@@ -432,15 +438,14 @@ static void t1_ifsd_given_up_after_card_mute_three_times(void **state)
 	memset(big, 0, sizeof(big));
 	more(card(I(0, 0), big, sizeof(big)));
 	want(R(0, 2), NULL, 0);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 static void t1_ifs_response_must_echo_our_ifsd(void **state)
 {
 	(void)state;
 	slot(false, 32, 200);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	want_s(S_REQ(IFS), 200);
 	more(card_s(S_RSP(IFS), 100));
 	want_s(S_REQ(IFS), 200);
@@ -449,7 +454,7 @@ static void t1_ifs_response_must_echo_our_ifsd(void **state)
 	more(card_s(S_RSP(IFS), 200));
 	assert_int_equal(ext.t1.ifsd, 200);
 	want_i_part(I(0, 0), 0, 5);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 /* ---- WTX ---------------------------------------------------------------- */
@@ -461,8 +466,7 @@ static void t1_wtx_multiplier_holds_for_the_next_block_only(void **state)
 	(void)state;
 	slot(false, 32, 0);
 	memset(part, 0x33, sizeof(part));
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	want_i_part(I(0, 0), 0, 5);
 	assert_int_equal(ext.t1.wtx, 1);
 	more(card_s(S_REQ(WTX), 5));
@@ -474,7 +478,7 @@ static void t1_wtx_multiplier_holds_for_the_next_block_only(void **state)
 	more(card(I(0, 1), part, sizeof(part)));
 	want(R(1, 0), NULL, 0);
 	assert_int_equal(ext.t1.wtx, 1);
-	assert_int_equal(card(I(1, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(1);
 	assert_int_equal(ext.io.reply_len, 12);
 	exchange_ok(1, 0);
 	assert_int_equal(ext.t1.wtx, 1);
@@ -484,12 +488,11 @@ static void t1_wtx_with_multiplier_zero_is_an_invalid_block(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	more(card_s(S_REQ(WTX), 0));
 	want(R(0, 2), NULL, 0);
 	assert_int_equal(ext.t1.wtx, 1);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 /* ---- error recovery ----------------------------------------------------- */
@@ -501,13 +504,12 @@ static void t1_resends_block_after_bad_edc(void **state)
 
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	n = frame(b, 0, I(0, 0), sw_ok, 2);
 	b[n - 1] ^= 0x01;
 	more(card_raw(b, n));
 	want(R(0, 1), NULL, 0);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 
 	/* the same with CRC, a flipped bit in the INF */
 	slot(true, 32, 0);
@@ -519,41 +521,38 @@ static void t1_resends_block_after_bad_edc(void **state)
 	/* a parity error reported by the reader is an EDC/parity error too */
 	more(smc_t1_reply(&ext, SMC_ERR_COMM, NULL, 0));
 	want(R(0, 1), NULL, 0);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 static void t1_mute_card_gets_an_r_block(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	more(mute());
 	want(R(0, 2), NULL, 0);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 static void t1_lost_r_block_ack_is_asked_for_again(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(40);
-	begin(40, 258);
+	start(40, 258);
 	want_i_part(I(0, 1), 0, 32);
 	more(mute());
 	want(R(0, 2), NULL, 0);
 	/* the card sends its acknowledgement again */
 	more(card(R(1, 0), NULL, 0));
 	want_i_part(I(1, 0), 32, 8);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 static void t1_card_r_block_asking_for_our_i_block_gets_it_again(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(40);
-	begin(40, 258);
+	start(40, 258);
 	want_i_part(I(0, 1), 0, 32);
 	more(card(R(0, 1), NULL, 0));
 	want_i_part(I(0, 1), 0, 32);
@@ -561,7 +560,7 @@ static void t1_card_r_block_asking_for_our_i_block_gets_it_again(void **state)
 	want_i_part(I(1, 0), 32, 8);
 	more(card(R(1, 2), NULL, 0));
 	want_i_part(I(1, 0), 32, 8);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 static void t1_lost_card_i_block_is_asked_for_again(void **state)
@@ -571,8 +570,7 @@ static void t1_lost_card_i_block_is_asked_for_again(void **state)
 	(void)state;
 	slot(false, 32, 0);
 	memset(part, 0x44, sizeof(part));
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	more(card(I(0, 1), part, sizeof(part)));
 	want(R(1, 0), NULL, 0);
 	/* rule 7.2: our R-block goes again as it was */
@@ -584,7 +582,7 @@ static void t1_lost_card_i_block_is_asked_for_again(void **state)
 	/* an I-block with the old N(S) is refused */
 	more(card(I(0, 1), part, sizeof(part)));
 	want(R(1, 0), NULL, 0);
-	assert_int_equal(card(I(1, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(1);
 	assert_int_equal(ext.io.reply_len, 10);
 	assert_memory_equal(reply, part, 8);
 	assert_memory_equal(reply + 8, sw_ok, 2);
@@ -595,8 +593,7 @@ static void t1_four_failures_resynch_and_next_apdu_starts_at_zero(void **state)
 	(void)state;
 	slot(false, 32, 0);
 	exchange_ok(0, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	want_i_part(I(1, 0), 0, 5);
 	for (int k = 0; k < 3; k++) {
 		more(mute());
@@ -618,8 +615,7 @@ static void t1_resynch_after_bad_blocks_fails_with_comm_and_requeues_ifs(void **
 
 	(void)state;
 	slot(true, 48, 254);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	more(card_s(S_RSP(IFS), 254));
 	more(card_s(S_REQ(IFS), 100));
 	assert_int_equal(ext.t1.ifsc, 100);
@@ -643,8 +639,7 @@ static void t1_card_asking_four_times_for_our_block_resynchs(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	for (int k = 0; k < 3; k++) {
 		more(card(R(0, 1), NULL, 0));
 		want_i_part(I(0, 0), 0, 5);
@@ -658,8 +653,7 @@ static void t1_resynch_failing_three_times_returns_the_error(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	for (int k = 0; k < 3; k++)
 		more(mute());
 	more(mute());
@@ -681,15 +675,13 @@ static void t1_card_abort_ends_the_exchange(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(100);
-	begin(100, 258);
+	start(100, 258);
 	want_i_part(I(0, 1), 0, 32);
 	more(card(S_REQ(ABORT), NULL, 0));
 	want(S_RSP(ABORT), NULL, 0);
 	assert_int_equal(card(R(0, 0), NULL, 0), SMC_ERR_COMM);
 	/* next APDU */
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	want_i_part(I(0, 0), 0, 5);
 }
 
@@ -700,8 +692,7 @@ static void t1_response_overflow_aborts_the_chain(void **state)
 	(void)state;
 	slot(false, 32, 0);
 	memset(part, 0x77, sizeof(part));
-	make_apdu(5);
-	begin(5, 40);
+	start(5, 40);
 	more(card(I(0, 1), part, sizeof(part)));
 	want(R(1, 0), NULL, 0);
 	more(card(I(1, 1), part, sizeof(part)));
@@ -722,8 +713,7 @@ static void t1_response_overflow_in_last_block_and_abort_failure(void **state)
 	(void)state;
 	slot(false, 32, 0);
 	memset(part, 0x11, sizeof(part));
-	make_apdu(5);
-	begin(5, 10);
+	start(5, 10);
 	assert_int_equal(card(I(0, 0), part, sizeof(part)), SMC_ERR_BUFFER_TOO_SMALL);
 	assert_int_equal(ext.io.reply_len, 20);
 	assert_int_equal(reply[0], CANARY);
@@ -742,8 +732,7 @@ static void t1_response_without_status_words_is_an_error(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	assert_int_equal(card(I(0, 0), sw_ok, 1), SMC_ERR_COMM);
 	begin(5, 258);
 	more(card(I(1, 1), NULL, 0));
@@ -780,7 +769,7 @@ static void t1_malformed_blocks_get_r_block_other_error(void **state)
 	n = frame(b, 0, I(0, 0), b + 600, 33);
 	more(card_raw(b, n));
 	want(R(0, 2), NULL, 0);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 
 	/* truncated blocks: nothing, 3 bytes, NULL */
 	begin(5, 258);
@@ -798,18 +787,18 @@ static void t1_malformed_blocks_get_r_block_other_error(void **state)
 	memset(b, 0, sizeof(b));
 	more(card_raw(b, sizeof(b)));
 	want(R(0, 2), NULL, 0);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 
 	/* undefined PCBs and S-blocks with a wrong INF */
 	for (size_t k = 0; k < sizeof(undefined_pcbs); k++) {
 		begin(5, 258);
 		more(card(undefined_pcbs[k], NULL, 0));
 		want(R(1, 2), NULL, 0);
-		assert_int_equal(card(I(1, 0), sw_ok, 2), SMC_OK);
+		card_ends_ok(1);
 		begin(5, 258);
 		more(card(I(1, 0), sw_ok, 2)); /* wrong N(S) */
 		want(R(0, 2), NULL, 0);
-		assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+		card_ends_ok(0);
 	}
 	begin(5, 258);
 	more(card_s(S_REQ(IFS), 0));
@@ -818,7 +807,7 @@ static void t1_malformed_blocks_get_r_block_other_error(void **state)
 	want(R(1, 2), NULL, 0);
 	more(card(S_REQ(IFS), sw_ok, 2));
 	want(R(1, 2), NULL, 0);
-	assert_int_equal(card(I(1, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(1);
 	begin(5, 258);
 	more(card_s(S_REQ(ABORT), 1));
 	want(R(0, 2), NULL, 0);
@@ -826,15 +815,14 @@ static void t1_malformed_blocks_get_r_block_other_error(void **state)
 	want(R(0, 2), NULL, 0);
 	more(card(S_RSP(WTX), sw_ok, 1)); /* no WTX request of ours */
 	want(R(0, 2), NULL, 0);
-	assert_int_equal(card(I(0, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(0);
 }
 
 static void t1_foreign_nad_is_accepted(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	assert_int_equal(card_nad(0x21, I(0, 0), sw_ok, 2), SMC_OK);
 	assert_int_equal(ext.io.reply_len, 2);
 }
@@ -850,8 +838,7 @@ static void t1_endless_wtx_is_bounded(void **state)
 	(void)state;
 	smc_log_mask = SMC_LOG_CRITICAL;
 	slot(false, 32, 0);
-	make_apdu(5);
-	begin(5, 258);
+	start(5, 258);
 	for (;;) {
 		st = card_s(S_REQ(WTX), 1);
 		steps++;
@@ -926,8 +913,7 @@ static void t1_reader_errors_end_the_exchange(void **state)
 {
 	(void)state;
 	slot(false, 32, 0);
-	make_apdu(40);
-	begin(40, 258);
+	start(40, 258);
 	more(card(R(1, 0), NULL, 0));
 	assert_int_equal(smc_t1_reply(&ext, SMC_ERR_NO_MEDIA, NULL, 0), SMC_ERR_NO_MEDIA);
 	begin(40, 258);
@@ -951,12 +937,11 @@ static void t1_reader_negotiated_ifsd_is_the_readers_maximum(void **state)
 	assert_int_equal(ext.t1.ifsd, 254);
 	/* no S(IFS request): the APDU goes first, 254-byte blocks are taken */
 	memset(big, 0x3C, sizeof(big));
-	make_apdu(5);
-	begin(5, 600);
+	start(5, 600);
 	want_i_part(I(0, 0), 0, 5);
 	more(card(I(0, 1), big, sizeof(big)));
 	want(R(1, 0), NULL, 0);
-	assert_int_equal(card(I(1, 0), sw_ok, 2), SMC_OK);
+	card_ends_ok(1);
 	assert_int_equal(ext.io.reply_len, 256);
 }
 

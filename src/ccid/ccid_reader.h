@@ -21,9 +21,12 @@
  * recovery, extended APDU parts, character-level steps): a card or reader
  * that keeps an exchange going cannot hold pcscd longer than this. */
 #define CCID_APDU_BUDGET_MS 90000u
-/* XfrBlock: the card's waiting time plus this margin, within the bounds below. */
-#define CCID_XFR_MARGIN_MS 1000u
-#define CCID_XFR_MIN_TIMEOUT_MS 3000u
+/* XfrBlock: the card's waiting time plus this margin, within the bounds below.
+ * The reader times the card itself and says "mute" after the waiting time; our
+ * wait only catches a reader that does not answer at all, so it is generous
+ * (a busy reader or a loaded virtual machine must not look dead). */
+#define CCID_XFR_MARGIN_MS 2000u
+#define CCID_XFR_MIN_TIMEOUT_MS 5000u
 #define CCID_XFR_MAX_TIMEOUT_MS CCID_XFER_HARD_BOUND_MS
 
 /* bNumClockSupported and bNumDataRatesSupported are single bytes. */
@@ -81,7 +84,10 @@ void ccid_track_icc(struct smc_ext *ext, enum ccid_icc_status icc);
 smc_status ccid_exchange_tpdu(struct smc_ext *ext);
 smc_status ccid_exchange_short_apdu(struct smc_ext *ext);
 smc_status ccid_exchange_extended_apdu(struct smc_ext *ext);
-/* The XfrBlock timeout from the card's waiting time. */
+/* The XfrBlock timeout for a card waiting time: plus the margin, within the
+ * bounds above. */
+unsigned ccid_card_wait_timeout_ms(uint64_t card_wait_ms);
+/* The XfrBlock timeout from the card's waiting time (WT for T=0, BWT for T=1). */
 unsigned ccid_xfr_timeout_ms(const struct smc_ext *ext);
 /* One XfrBlock (bBWI, wLevelParameter, abData) and its DataBlock, whose data
  * lands in out (as ccid_xfer_transact). A failed command status becomes an

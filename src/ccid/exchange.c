@@ -10,17 +10,23 @@
 #include "ccid_reader.h"
 #include "smc_log.h"
 
-unsigned ccid_xfr_timeout_ms(const struct smc_ext *ext)
+unsigned ccid_card_wait_timeout_ms(uint64_t card_wait_ms)
 {
-	const struct smc_card_caps *c = &ext->card_caps;
-	uint64_t wait = c->selected_protocol == SMC_PROTOCOL_T1 ? c->t1.bwt_ms : c->t0.wt_ms;
+	uint64_t wait = card_wait_ms + CCID_XFR_MARGIN_MS;
 
-	wait += CCID_XFR_MARGIN_MS;
 	if (wait < CCID_XFR_MIN_TIMEOUT_MS)
 		return CCID_XFR_MIN_TIMEOUT_MS;
 	if (wait > CCID_XFR_MAX_TIMEOUT_MS)
 		return CCID_XFR_MAX_TIMEOUT_MS;
 	return (unsigned)wait;
+}
+
+unsigned ccid_xfr_timeout_ms(const struct smc_ext *ext)
+{
+	const struct smc_card_caps *c = &ext->card_caps;
+
+	return ccid_card_wait_timeout_ms(c->selected_protocol == SMC_PROTOCOL_T1 ? c->t1.bwt_ms
+										 : c->t0.wt_ms);
 }
 
 /* Largest abData of one message. */

@@ -9,13 +9,7 @@
  * 7816-3 11.4.3), plus the margin, within the XfrBlock bounds. */
 unsigned ccid_t1_block_timeout_ms(const struct smc_ext *ext, uint8_t wtx)
 {
-	uint64_t wait = (uint64_t)ext->card_caps.t1.bwt_ms * (wtx > 1 ? wtx : 1) + CCID_XFR_MARGIN_MS;
-
-	if (wait < CCID_XFR_MIN_TIMEOUT_MS)
-		return CCID_XFR_MIN_TIMEOUT_MS;
-	if (wait > CCID_XFR_MAX_TIMEOUT_MS)
-		return CCID_XFR_MAX_TIMEOUT_MS;
-	return (unsigned)wait;
+	return ccid_card_wait_timeout_ms((uint64_t)ext->card_caps.t1.bwt_ms * (wtx > 1 ? wtx : 1));
 }
 
 smc_status ccid_t1_rx_status(smc_status st, const struct ccid_answer *a, size_t *rx_len)

@@ -963,6 +963,10 @@ static void xfr_timeout_follows_card_waiting_time(void **state)
 	f->ext->card_caps.selected_protocol = SMC_PROTOCOL_T1;
 	f->ext->card_caps.t1.bwt_ms = 5000;
 	assert_int_equal(ccid_xfr_timeout_ms(f->ext), 5000 + CCID_XFR_MARGIN_MS);
+	/* a T=1 block after S(WTX request, m): m times BWT, for that block */
+	assert_int_equal(ccid_t1_block_timeout_ms(f->ext, 1), 5000 + CCID_XFR_MARGIN_MS);
+	assert_int_equal(ccid_t1_block_timeout_ms(f->ext, 3), 15000 + CCID_XFR_MARGIN_MS);
+	assert_int_equal(ccid_t1_block_timeout_ms(f->ext, 255), CCID_XFR_MAX_TIMEOUT_MS);
 	close_fixture(f);
 }
 

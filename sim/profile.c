@@ -64,6 +64,10 @@ void vr_profile_defaults(struct vr_profile *p)
 	p->card.hist_len = sizeof(hist);
 	strcpy(p->card.pin, "1234");
 	p->card.voltages = 0x07;
+	p->card.voltages_set = false;
+	p->card.class_ind = 0;        /* no T=15 group */
+	p->card.ifs_request = 0;      /* the card does not ask for its IFSC */
+	p->card.nad = 0;              /* no addressing */
 }
 
 /* ---- the reader's keys ----------------------------------------------------- */
@@ -292,6 +296,8 @@ int vr_profile_check(const struct vr_profile *p, const char **why)
 	else if (vrp_check_fidi(p->card.ta1, why) == 0 &&
 		 check_list(p->clocks, p->n_clocks, p->max_clock, why, "a clock in clocks exceeds max-clock") == 0)
 		check_list(p->rates, p->n_rates, p->max_rate, why, "a rate in rates exceeds max-rate");
+	if (*why == NULL)
+		vrp_check_card(&p->card, why);
 	if (*why != NULL) {
 		vr_err("profile refused: %s", *why);
 		return -1;

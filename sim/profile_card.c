@@ -96,6 +96,64 @@ static int set_relay(struct vr_card_profile *c, const char *v, const char **why)
 	return 0;
 }
 
+/* "none" or a list of a, b, c: the classes of the T=15 class indicator (ISO
+ * 7816-3 8.3: b1 A 5 V, b2 B 3 V, b3 C 1.8 V). */
+static int set_class(struct vr_card_profile *c, const char *v, const char **why)
+{
+	static const char *const words[] = { "a", "b", "c", NULL };
+	static const uint32_t bits[] = { 0x01, 0x02, 0x04 };
+	uint32_t b;
+
+	if (vrp_parse_bits(v, words, bits, &b, why) != 0) {
+		*why = "card-class is none or a list of a (5 V), b (3 V), c (1.8 V)";
+		return -1;
+	}
+	c->class_ind = (uint8_t)b;
+	return 0;
+}
+
+/* Two hex digits: the NAD of the host's blocks (ISO 7816-3 11.3.2.1: SAD in
+ * b3-b1, DAD in b7-b5; b8 and b4 are 0, the VPP control of old). */
+static int set_nad(struct vr_card_profile *c, const char *v, const char **why)
+{
+	uint32_t n;
+
+	if (vrp_parse_u32(v, 16, 0, 0xFF, &n, why) != 0)
+		return -1;
+	if (n & 0x88) {
+		*why = "card-nad: bits 8 and 4 must be 0 (ISO 7816-3 11.3.2.1)";
+		return -1;
+	}
+	c->nad = (uint8_t)n;
+	return 0;
+}
+
+/* The T=1 keys: card-ifs-request and card-nad (ISO 7816-3 11). */
+static int set_t1_key(struct vr_card_profile *c, const char *k, const char *v, const char **why)
+{
+	if (strcmp(k, "card-ifs-request") == 0) {
+		if (strcmp(v, "none") == 0) {
+			c->ifs_request = 0;
+			return 0;
+		}
+		return vrp_set_u8(&c->ifs_request, v, 1, 254, why);
+	}
+	if (strcmp(k, "card-nad") == 0)
+		return set_nad(c, v, why);
+	return 1;
+}
+
+int vrp_check_card(const struct vr_card_profile *c, const char **why)
+{
+	if (c->class_ind != 0 && c->voltages_set && c->voltages != c->class_ind)
+		*why = "card-class and card-voltages name different voltages";
+	else if ((c->ifs_request != 0 || c->nad != 0) && !c->t1)
+		*why = "card-ifs-request and card-nad are T=1 settings: card-protocols must offer t1";
+	else
+		return 0;
+	return -1;
+}
+
 int vrp_set_card_key(struct vr_card_profile *c, const char *k, const char *v, const char **why)
 {
 	if (strcmp(k, "card") == 0)
@@ -154,8 +212,14 @@ int vrp_set_card_key(struct vr_card_profile *c, const char *k, const char *v, co
 		return vrp_parse_pin(c->pin, v, why);
 	if (strcmp(k, "card-relay") == 0)
 		return set_relay(c, v, why);
-	if (strcmp(k, "card-voltages") == 0)
-		return vrp_set_voltages(&c->voltages, v, why);
-	return 1;
+	if (strcmp(k, "card-voltages") == 0) {
+		if (vrp_set_voltages(&c->voltages, v, why) != 0)
+			return -1;
+		c->voltages_set = true;
+		return 0;
+	}
+	if (strcmp(k, "card-class") == 0)
+		return set_class(c, v, why);
+	return set_t1_key(c, k, v, why);
 }
 

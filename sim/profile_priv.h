@@ -30,5 +30,8 @@ int vrp_check_fidi(int ta1, const char **why);
 
 /* A card-* key: 0, -1 with *why, 1 if key is not a card key. */
 int vrp_set_card_key(struct vr_card_profile *c, const char *k, const char *v, const char **why);
+/* Checks between the card's fields (card-class against card-voltages, the
+ * T=1 keys against card-protocols): 0, -1 with *why. */
+int vrp_check_card(const struct vr_card_profile *c, const char **why);
 
 #endif

@@ -34,11 +34,21 @@ static void put(struct atr_writer *w, uint8_t v)
 	w->b[w->n++] = v;
 }
 
+/* The T=1 group (11.4): TD announcing T=1, then TA IFSC, TB BWI/CWI, TC EDC. */
+static void t1_group(struct atr_writer *w, const struct vr_card_profile *c)
+{
+	put(w, 0x01 | Y_TA | Y_TB | (c->crc ? Y_TC : 0));
+	put(w, c->ifsc);
+	put(w, (uint8_t)(c->bwi << 4 | c->cwi));
+	if (c->crc)
+		put(w, 0x01);
+}
+
 size_t vcard_build_atr(const struct vr_card_profile *c, uint8_t out[VCARD_ATR_MAX])
 {
 	struct atr_writer w = { out, 0 };
 	bool tc2 = c->t0 && c->wi >= 0;
-	bool need_td1 = c->t1 || c->ta2 >= 0 || tc2;
+	bool need_td1 = c->t1 || c->ta2 >= 0 || tc2 || c->class_ind != 0;
 	size_t y_at;
 
 	if ((!c->t0 && !c->t1) || c->hist_len > VR_HIST_MAX)
@@ -72,16 +82,22 @@ size_t vcard_build_atr(const struct vr_card_profile *c, uint8_t out[VCARD_ATR_MA
 			/* TD2 = T=1: the next group holds the T=1 bytes (11.4) */
 			out[y_at] |= Y_TD;
 			y_at = w.n;
-			put(&w, 0x01 | Y_TA | Y_TB | (c->crc ? Y_TC : 0));
-			put(&w, c->ifsc);
-			put(&w, (uint8_t)(c->bwi << 4 | c->cwi));
-			if (c->crc)
-				put(&w, 0x01);
+			t1_group(&w, c);
+		}
+		if (c->class_ind != 0) {
+			/* 8.3: a TD announcing T=15 (global bytes, after the
+			 * protocols), then its first TA: clock stop indicator X
+			 * (b8-b7, 00: not supported) and class indicator Y
+			 * (b6-b1: b1 A 5 V, b2 B 3 V, b3 C 1.8 V) */
+			out[y_at] |= Y_TD;
+			put(&w, 0x0F | Y_TA);
+			put(&w, c->class_ind);
 		}
 	}
 	memcpy(out + w.n, c->hist, c->hist_len);
 	w.n += c->hist_len;
-	if (c->t1) { /* TCK: present when a protocol other than T=0 is indicated (8.2.5) */
+	if (c->t1 || c->class_ind != 0) {
+		/* TCK: present unless only T=0 is indicated (8.2.5); T=15 counts */
 		uint8_t x = 0;
 
 		for (size_t i = 1; i < w.n; i++)
@@ -126,7 +142,10 @@ void vcard_free(struct vcard *c)
 
 bool vcard_takes_voltage(const struct vcard *c, uint8_t class_bit)
 {
-	return (c->cfg.voltages & class_bit) != 0;
+	/* a card's class indicator says where it works (ISO 7816-3 6.2.4, 8.3) */
+	uint8_t classes = c->cfg.class_ind != 0 ? c->cfg.class_ind : c->cfg.voltages;
+
+	return (classes & class_bit) != 0;
 }
 
 static void drop_pending(struct vcard *c)

@@ -21,19 +21,29 @@
 /* Largest command APDU the card takes: 4 + 3 + 65535 + 2. */
 #define VCARD_APDU_MAX 65544u
 
-/* The card's side of T=1 (ISO 7816-3 section 11). */
+/* The card's side of T=1 (ISO/IEC 7816-3:2006 section 11, vcard_t1.c). */
 struct vcard_t1 {
 	uint8_t ns;                    /* N(S) of the card's next I-block */
 	uint8_t nr;                    /* N(S) expected in the host's next I-block */
 	uint8_t ifsd;                  /* largest INF the card may send (host's IFSD) */
+	uint8_t ifsc;                  /* largest INF the card takes: TA3, or its S(IFS request) */
 	uint8_t *cmd;                  /* command APDU being received (chaining) */
 	size_t cmd_len;
 	uint8_t *rsp;                  /* response APDU being sent */
 	size_t rsp_len, rsp_off;
-	bool sending;                  /* a chained response is under way */
-	bool wtx_pending;              /* S(WTX request) sent, response waits for its answer */
-	uint8_t last[VCARD_T1_BLOCK_MAX]; /* the last block sent, for retransmission */
+	bool sending;                  /* a chained response is under way (last I-block had M) */
+	uint8_t wtx;                   /* WTX multiplier to ask before the response, 0: none */
+	uint8_t s_wait;                /* PCB of the card's S(request) awaiting its response, 0: none */
+	uint8_t s_value;               /* ... and its INF byte */
+	bool ifs_asked;                /* card-ifs-request answered since the ATR or RESYNCH */
+	bool synced;                   /* a valid block came since the ATR (rule 7.5) */
+	bool answered;                 /* the card's last block answered host_i */
+	uint8_t last[VCARD_T1_BLOCK_MAX]; /* the last block sent (rules 7.2, 7.3) */
 	size_t last_len;
+	uint8_t last_i[VCARD_T1_BLOCK_MAX]; /* the last I-block sent (rule 7.1: asked again by N(R)) */
+	size_t last_i_len;
+	uint8_t host_i[2 + 254];       /* PCB, LEN, INF of the host's last accepted I-block */
+	size_t host_i_len;
 };
 
 /* The card's I/O line at character level (vcard_char.c). */
@@ -64,13 +74,15 @@ struct vcard {
 
 struct vicc_relay;
 
-/* The ATR for a card profile (TCK added when a protocol other than T=0 is
- * offered). Returns its length, 0 if the profile cannot make one. */
+/* The ATR for a card profile (TCK added when anything other than T=0 is
+ * indicated: T=1, or T=15 for the class indicator). Returns its length, 0 if
+ * the profile cannot make one. */
 size_t vcard_build_atr(const struct vr_card_profile *cfg, uint8_t out[VCARD_ATR_MAX]);
 
 int vcard_init(struct vcard *c, const struct vr_card_profile *cfg); /* 0, -1 no memory */
 void vcard_free(struct vcard *c);
-/* Does the card answer at this voltage class (1 5 V, 2 3 V, 4 1.8 V)? */
+/* Does the card answer at this voltage class (1 5 V, 2 3 V, 4 1.8 V)? Its
+ * class indicator (card-class) when it has one, card-voltages otherwise. */
 bool vcard_takes_voltage(const struct vcard *c, uint8_t class_bit);
 /* Cold or warm reset: waiting data dropped, PIN state reset. */
 void vcard_reset(struct vcard *c);
@@ -107,13 +119,31 @@ bool vcard_take_mute(struct vcard *c);
  * (out: at least VCARD_T1_BLOCK_MAX bytes). Time the card needs shows as an
  * S(WTX request) block, as a T=1 card asks for it. */
 size_t vcard_t1_block(struct vcard *c, const uint8_t *block, size_t len, uint8_t *out);
-/* After ATR or RESYNCH: sequence numbers 0, IFSD 32, no chains. */
+/* After the ATR: sequence numbers 0, IFSD 32, IFSC from the ATR, no chains,
+ * nothing to retransmit. */
 void vcard_t1_reset(struct vcard *c);
 uint16_t vcard_t1_crc(const uint8_t *buf, size_t len);
+/* Fault t1-bad-edc: spoil a block the card sends (its last EDC byte flipped);
+ * the card keeps the good copy for retransmission. */
+void vcard_t1_spoil_edc(uint8_t *block, size_t len);
+
+/* What becomes of a T=1 block the card sends: the reader's faults on demand
+ * decide (t1-bad-edc, t1-lost; sim/vreader_faults.c). */
+enum vcard_t1_fate {
+	VCARD_T1_DELIVERED,
+	VCARD_T1_BAD_EDC,   /* reaches the host with its last EDC byte flipped */
+	VCARD_T1_LOST,      /* never reaches the host: the card looks silent */
+};
+struct vcard_t1_faults {
+	enum vcard_t1_fate (*fate)(void *ctx); /* asked once per block the card sends */
+	void *ctx;
+};
 
 /* vcard_char.c: bytes from the host on the I/O line (protocol 0 or 1); what
- * the card sends back waits until read. scratch: VCARD_RESPONSE_MAX bytes. */
-void vcard_char_in(struct vcard *c, uint8_t protocol, const uint8_t *b, size_t len, uint8_t *scratch);
+ * the card sends back waits until read. scratch: VCARD_RESPONSE_MAX bytes.
+ * faults (NULL: none) decides the fate of each T=1 block the card answers. */
+void vcard_char_in(struct vcard *c, uint8_t protocol, const uint8_t *b, size_t len,
+		   uint8_t *scratch, const struct vcard_t1_faults *faults);
 /* Bytes the card sends of its own accord (a PPS response). */
 void vcard_char_emit(struct vcard *c, const uint8_t *b, size_t len);
 /* Take exactly want bytes the card sent; 0 (and nothing taken) if fewer wait. */

@@ -7,7 +7,9 @@
  * (ACK, "send all the data"), then after the P3 data bytes its SW1 SW2; for
  * the others the INS followed by the response data and SW1 SW2, or SW1 SW2
  * alone (61xx, 6Cxx, errors). A card that takes time sends NULL bytes (60)
- * first. T=1: whole blocks, gathered byte by byte, answered by vcard_t1.c. */
+ * first. T=1: whole blocks, gathered byte by byte, answered by vcard_t1.c;
+ * the reader's T=1 faults (a bad EDC, a lost block) strike here as on the
+ * line. */
 #include <string.h>
 
 #include "vcard.h"
@@ -100,7 +102,31 @@ static void t0_feed(struct vcard *c, uint8_t *scratch)
 	}
 }
 
-static void t1_feed(struct vcard *c, uint8_t *scratch)
+/* T=1 is half duplex (11.1): once the host sends a block it no longer reads
+ * what the card sent before, so bytes left unread then are dropped. A block
+ * lost on the line (fault t1-lost) leaves nothing at all: the host's read
+ * times out (mute). */
+static void t1_answer(struct vcard *c, uint8_t *blk, size_t n, const struct vcard_t1_faults *faults)
+{
+	enum vcard_t1_fate fate = faults ? faults->fate(faults->ctx) : VCARD_T1_DELIVERED;
+
+	if (c->ch.out_len > 0) {
+		vr_err("card (character level): %zu bytes the host did not read before its block, dropped",
+		       c->ch.out_len);
+		c->ch.out_len = 0;
+	}
+	if (fate == VCARD_T1_LOST) {
+		vr_info("card (character level): fault: the card's T=1 block of %zu bytes is lost", n);
+		return;
+	}
+	if (fate == VCARD_T1_BAD_EDC) {
+		vr_info("card (character level): fault: the card's T=1 block goes out with a bad EDC");
+		vcard_t1_spoil_edc(blk, n);
+	}
+	emit(c, blk, n);
+}
+
+static void t1_feed(struct vcard *c, uint8_t *scratch, const struct vcard_t1_faults *faults)
 {
 	size_t edc = c->cfg.crc ? 2 : 1;
 
@@ -109,11 +135,12 @@ static void t1_feed(struct vcard *c, uint8_t *scratch)
 		size_t n = vcard_t1_block(c, c->ch.in, len, scratch);
 
 		drop_input(c, len);
-		emit(c, scratch, n);
+		t1_answer(c, scratch, n, faults);
 	}
 }
 
-void vcard_char_in(struct vcard *c, uint8_t protocol, const uint8_t *b, size_t len, uint8_t *scratch)
+void vcard_char_in(struct vcard *c, uint8_t protocol, const uint8_t *b, size_t len,
+		   uint8_t *scratch, const struct vcard_t1_faults *faults)
 {
 	while (len > 0) {
 		size_t room = sizeof(c->ch.in) - c->ch.in_len, n = len < room ? len : room;
@@ -129,7 +156,7 @@ void vcard_char_in(struct vcard *c, uint8_t protocol, const uint8_t *b, size_t l
 		b += n;
 		len -= n;
 		if (protocol == 1)
-			t1_feed(c, scratch);
+			t1_feed(c, scratch, faults);
 		else
 			t0_feed(c, scratch);
 	}

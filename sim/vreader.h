@@ -50,6 +50,17 @@ struct vr_card_profile {
 	unsigned hist_len;
 	char pin[VR_PIN_MAX + 1]; /* the applet's PIN, ASCII digits */
 	uint8_t voltages;         /* classes the card answers at: 1 5 V, 2 3 V, 4 1.8 V */
+	bool voltages_set;        /* card-voltages was given (checked against card-class) */
+	/* card-class: the class indicator in the first TA for T=15 (ISO 7816-3
+	 * 8.3), bits 0x01 A (5 V), 0x02 B (3 V), 0x04 C (1.8 V); 0: no T=15 group.
+	 * When set, the card answers at these classes only. */
+	uint8_t class_ind;
+	/* T=1 (ISO 7816-3 11): card-ifs-request, the IFSC the card asks for with
+	 * its own S(IFS request) before its first I-block (0: none); card-nad,
+	 * the NAD the card expects from the host (SAD b3-b1 the host, DAD b7-b5
+	 * the card; 0: no addressing). */
+	uint8_t ifs_request;
+	uint8_t nad;
 	/* card-relay=vicc:HOST:PORT (issue 3, item 4b): the card is a vicc card
 	 * reached through sim/vicc_relay.c, slot n listening on relay_port + n;
 	 * relay_port 0: the built-in applet. */

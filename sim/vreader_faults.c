@@ -1,6 +1,9 @@
 /* Faults on demand (issue 3 item 5): a reader that misbehaves for the next
  * few answers, so that the host's error paths can be tested. Each fault has a
- * counter; every use takes one. The names are documented in sim/README.md. */
+ * counter; every use takes one. The names are documented in sim/README.md.
+ * The T=1 faults strike where the card's blocks go out: vreader_xfr.c asks
+ * vr_fault_take for each block at TPDU level and, through
+ * struct vcard_t1_faults, at character level (vcard_char.c). */
 #include <string.h>
 
 #include "vr_internal.h"

@@ -108,11 +108,23 @@ static void pps(struct vreader *vr, const struct vr_cmd *c)
 		vr_fail(vr, c, ERR_ICC_MUTE, "no PPS response");
 }
 
+/* ---- T=1 faults on demand (vreader_faults.c) ---------------------------------------- */
+
+/* What becomes of the card's next T=1 block, at TPDU and at character level:
+ * "t1-lost" first (a lost block has no EDC to spoil), then "t1-bad-edc". */
+static enum vcard_t1_fate t1_fate(void *ctx)
+{
+	struct vreader *vr = ctx;
+
+	if (vr_fault_take(vr, VR_FAULT_T1_LOST))
+		return VCARD_T1_LOST;
+	if (vr_fault_take(vr, VR_FAULT_T1_BAD_EDC))
+		return VCARD_T1_BAD_EDC;
+	return VCARD_T1_DELIVERED;
+}
+
 /* ---- character level ------------------------------------------------------------- */
 
-/* abData goes out on the I/O line; wLevelParameter bytes are read back (0:
- * none). Fewer bytes from the card than asked: the reader times out (mute),
- * and the bytes stay for the next read. */
 /* A relayed card whose vicc left or stopped answering (vcard_relay.c) is mute:
  * failed, bError FE, what it had half sent on its line is dropped, and the
  * slot is inactive until the host powers the card up again. */
@@ -127,6 +139,11 @@ static bool card_mute(struct vreader *vr, const struct vr_cmd *c)
 	return true;
 }
 
+/* abData goes out on the I/O line; wLevelParameter bytes are read back (0:
+ * none). Fewer bytes from the card than asked: the reader times out (mute),
+ * and the bytes stay for the next read (with T=1, until the host sends its
+ * next block). A T=1 block the card sends may be spoiled or lost on the way
+ * (t1_fate), as at TPDU level. */
 static void xfr_char(struct vreader *vr, const struct vr_cmd *c)
 {
 	struct vr_slot *s = c->s;
@@ -140,8 +157,10 @@ static void xfr_char(struct vreader *vr, const struct vr_cmd *c)
 		if (pps_apply(vr, c))
 			vcard_char_emit(&s->card, c->data, c->len);
 	} else if (c->len > 0) {
+		struct vcard_t1_faults faults = { t1_fate, vr };
+
 		s->pps_allowed = false;
-		vcard_char_in(&s->card, s->protocol, c->data, c->len, s->rsp);
+		vcard_char_in(&s->card, s->protocol, c->data, c->len, s->rsp, &faults);
 		if (card_mute(vr, c))
 			return;
 	}
@@ -171,12 +190,18 @@ static void xfr_tpdu(struct vreader *vr, const struct vr_cmd *c)
 		n = vcard_t1_block(&s->card, c->data, c->len, s->rsp);
 		if (card_mute(vr, c))
 			return;
-		if (vr_fault_take(vr, VR_FAULT_T1_LOST)) {
+		switch (t1_fate(vr)) {
+		case VCARD_T1_LOST:
 			vr_fail(vr, c, ERR_ICC_MUTE, "fault: the card's T=1 block is lost");
 			return;
+		case VCARD_T1_BAD_EDC:
+			vr_info("slot %u: fault: the card's T=1 block goes out with a bad EDC", c->slot);
+			vcard_t1_spoil_edc(s->rsp, n);
+			break;
+		case VCARD_T1_DELIVERED:
+		default:
+			break;
 		}
-		if (vr_fault_take(vr, VR_FAULT_T1_BAD_EDC))
-			s->rsp[n - 1] ^= 0x5A;
 		data_block(vr, c, 0, s->rsp, n);
 		return;
 	}

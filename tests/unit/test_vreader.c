@@ -219,6 +219,82 @@ static void t0_only_card_atr_has_tc2_and_no_tck(void **state)
 	vr_free(vr);
 }
 
+/* card-class: TD announcing T=15 after the protocols, then TA with the class
+ * indicator (ISO 7816-3 8.3); TCK follows even for a T=0 card (8.2.5). */
+static void card_class_adds_a_t15_class_indicator_and_tck_to_the_atr(void **state)
+{
+	static const uint8_t t0_t1_bc[] = { 0x3B, 0x97, 0x96, 0x80, 0xB1, 0xFE, 0x45, 0x1F, 0x06,
+					    'v', 'i', 'r', 't', 'u', 'a', 'l', 0xF3 };
+	static const uint8_t t0_a[] = { 0x3B, 0x80, 0x80, 0x1F, 0x01, 0x1E };
+	struct vr_profile p;
+	const char *why;
+	struct vreader *vr;
+	size_t n;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "card-class", "c,b", &why), 0);
+	vr = vr_new(&p);
+	assert_non_null(vr);
+	msg(vr, 0x62, 0, 1, 1, 0, 0, NULL, 0);               /* 5 V: not class A */
+	expect(vr, 0x80, 0, 1, 0x41, 0xFE);
+	msg(vr, 0x62, 0, 2, 2, 0, 0, NULL, 0);               /* 3 V: class B */
+	n = expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_int_equal(n, sizeof(t0_t1_bc));
+	assert_memory_equal(ans + 10, t0_t1_bc, n);
+	vr_free(vr);
+
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "card-protocols", "t0", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-ta1", "none", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-historical", "none", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-class", "a", &why), 0);
+	vr = vr_new(&p);
+	assert_non_null(vr);
+	msg(vr, 0x62, 0, 1, 0, 0, 0, NULL, 0);               /* automatic: 1.8 V, 3 V, then 5 V */
+	n = expect(vr, 0x80, 0, 1, 0x00, 0);
+	assert_int_equal(n, sizeof(t0_a));
+	assert_memory_equal(ans + 10, t0_a, n);
+	vr_free(vr);
+}
+
+static void profile_refuses_card_class_and_t1_keys_that_disagree(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "card-class", "d" }, { "card-class", "a,5" }, { "card-nad", "88" }, { "card-nad", "FF" },
+		{ "card-nad", "123" }, { "card-ifs-request", "0" }, { "card-ifs-request", "255" },
+	};
+	struct vr_profile p;
+	const char *why;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		assert_int_equal(vr_profile_set(&p, bad[i][0], bad[i][1], &why), -1);
+		assert_non_null(why);
+	}
+	assert_int_equal(vr_profile_set(&p, "card-class", "a,b", &why), 0);
+	assert_int_equal(vr_profile_check(&p, &why), 0);      /* card-voltages not given */
+	assert_int_equal(vr_profile_set(&p, "card-voltages", "3,5", &why), 0);
+	assert_int_equal(vr_profile_check(&p, &why), 0);      /* the same classes */
+	assert_int_equal(vr_profile_set(&p, "card-voltages", "5", &why), 0);
+	why = NULL;
+	assert_int_equal(vr_profile_check(&p, &why), -1);
+	assert_non_null(why);
+	assert_null(vr_new(&p));
+
+	vr_profile_defaults(&p);
+	assert_int_equal(vr_profile_set(&p, "card-protocols", "t0", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-nad", "12", &why), 0);
+	assert_int_equal(vr_profile_check(&p, &why), -1);
+	assert_int_equal(vr_profile_set(&p, "card-nad", "00", &why), 0);
+	assert_int_equal(vr_profile_set(&p, "card-ifs-request", "32", &why), 0);
+	assert_int_equal(vr_profile_check(&p, &why), -1);
+	assert_int_equal(vr_profile_set(&p, "card-ifs-request", "none", &why), 0);
+	assert_int_equal(vr_profile_check(&p, &why), 0);
+}
+
 /* ---- headers and message types ---------------------------------------------------- */
 
 static void unknown_message_answers_command_not_supported(void **state)
@@ -584,6 +660,31 @@ static void applet_answers_pin_and_errors(void **state)
 	vr_free(vr);
 }
 
+/* GET RESPONSE is an interindustry command (ISO 7816-4: CLA 0X): with nothing
+ * waiting, 00 C0 answers 69 85; 80 C0 is a proprietary INS the applet does
+ * not know, 6D 00. (Over T=0 with data waiting, any CLA works: vcard.c.) */
+static void get_response_with_nothing_waiting_is_69_85_in_the_iso_class_only(void **state)
+{
+	struct vreader *vr = new_reader(NULL);
+	size_t n;
+
+	(void)state;
+	power_up(vr);
+	msg(vr, 0x6F, 0, 2, 0, 0, 0, (const uint8_t *)"\x00\xC0\x00\x00\x10", 5);
+	n = expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x69\x85", n);
+	msg(vr, 0x6F, 0, 3, 0, 0, 0, (const uint8_t *)"\x80\xC0\x00\x00\x10", 5);
+	n = expect(vr, 0x80, 0, 3, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x6D\x00", n);
+	vr_free(vr);
+	vr = new_reader("tpdu");
+	power_up(vr);
+	msg(vr, 0x6F, 0, 2, 0, 0, 0, (const uint8_t *)"\x00\xC0\x00\x00\x10", 5);
+	n = expect(vr, 0x80, 0, 2, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x69\x85", n);
+	vr_free(vr);
+}
+
 static void tpdu_pps_is_echoed_when_the_card_takes_it(void **state)
 {
 	static const uint8_t pps_t0[] = { 0xFF, 0x10, 0x96, 0x79 };
@@ -629,14 +730,15 @@ static void tpdu_pps_is_echoed_when_the_card_takes_it(void **state)
 /* ---- T=1 at TPDU level: the card's side of the block protocol ------------------ */
 
 static int t1_crc;
+/* The NAD of the host's blocks, and the one the card's blocks must carry. */
+static uint8_t t1_nad, t1_card_nad;
 
-/* Send one block (NAD 0) in an XfrBlock; the card's block is at ans + 10. */
-static size_t t1_send(struct vreader *vr, uint8_t seq, uint8_t pcb, const uint8_t *inf, size_t len)
+/* One T=1 block (NAD t1_nad) with its EDC into b; returns its length. */
+static size_t t1_frame(uint8_t *b, uint8_t pcb, const uint8_t *inf, size_t len)
 {
-	uint8_t b[3 + 254 + 2];
 	size_t n = 3 + len;
 
-	b[0] = 0;
+	b[0] = t1_nad;
 	b[1] = pcb;
 	b[2] = (uint8_t)len;
 	if (len)
@@ -653,22 +755,34 @@ static size_t t1_send(struct vreader *vr, uint8_t seq, uint8_t pcb, const uint8_
 			x ^= b[i];
 		b[n++] = x;
 	}
+	return n;
+}
+
+/* Send one block in an XfrBlock; the card's block is at ans + 10. */
+static size_t t1_send(struct vreader *vr, uint8_t seq, uint8_t pcb, const uint8_t *inf, size_t len)
+{
+	uint8_t b[3 + 254 + 2];
+	size_t n = t1_frame(b, pcb, inf, len);
+
 	msg(vr, 0x6F, 0, seq, 0, 0, 0, b, n);
 	return expect(vr, 0x80, 0, seq, 0x00, 0);
 }
 
-/* The card's block must have this PCB and INF. */
+/* The card's block must have this PCB and INF (and NAD t1_card_nad). */
 static void t1_expect(size_t n, uint8_t pcb, const uint8_t *inf, size_t len)
 {
 	assert_int_equal(n, 3 + len + (t1_crc ? 2 : 1));
-	assert_int_equal(ans[10], 0);
+	assert_int_equal(ans[10], t1_card_nad);
 	assert_int_equal(ans[11], pcb);
 	assert_int_equal(ans[12], len);
 	if (len)
 		assert_memory_equal(ans + 13, inf, len);
 }
 
-static struct vreader *t1_reader(const char *edc, const char *features)
+/* A TPDU reader whose card runs T=1 (after a PPS), with one more profile
+ * setting when key is not NULL. */
+static struct vreader *t1_reader_with(const char *edc, const char *features, const char *key,
+				      const char *value)
 {
 	static const uint8_t pps_t1[] = { 0xFF, 0x11, 0x96, 0x78 };
 	struct vr_profile p;
@@ -679,13 +793,22 @@ static struct vreader *t1_reader(const char *edc, const char *features)
 	assert_int_equal(vr_profile_set(&p, "level", "tpdu", &why), 0);
 	assert_int_equal(vr_profile_set(&p, "card-edc", edc, &why), 0);
 	assert_int_equal(vr_profile_set(&p, "features", features, &why), 0);
+	if (key)
+		assert_int_equal(vr_profile_set(&p, key, value, &why), 0);
 	vr = vr_new(&p);
 	assert_non_null(vr);
 	t1_crc = edc[0] == 'c';
+	t1_nad = 0;
+	t1_card_nad = 0;
 	power_up(vr);
 	msg(vr, 0x6F, 0, 2, 0, 0, 0, pps_t1, sizeof(pps_t1));
 	expect(vr, 0x80, 0, 2, 0x00, 0);
 	return vr;
+}
+
+static struct vreader *t1_reader(const char *edc, const char *features)
+{
+	return t1_reader_with(edc, features, NULL, NULL);
 }
 
 static void t1_crc_is_the_iso_13239_one(void **state)
@@ -796,6 +919,188 @@ static void t1_card_recovers_with_r_blocks_and_resynch(void **state)
 	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
 	n = t1_send(vr, 9, 0xC2, NULL, 0);    /* ABORT */
 	t1_expect(n, 0xE2, NULL, 0);
+	n = t1_send(vr, 10, 0x80, NULL, 0);   /* nothing from before ABORT is sent again */
+	t1_expect(n, 0x92, NULL, 0);
+	vr_free(vr);
+}
+
+/* ---- T=1: R-blocks and repeated I-blocks (ISO 7816-3 11.6.2.3, annex A) ---------- */
+
+static const uint8_t t1_noop[] = { 0x80, 0x30, 0x00, 0x00 };
+
+/* Rule 7.1: R(N(R)) naming the card's last I-block gets that I-block again,
+ * even when S-blocks went between. */
+static void t1_r_block_naming_the_last_i_block_gets_it_again_after_s_blocks(void **state)
+{
+	struct vreader *vr = t1_reader("lrc", "3A");
+	size_t n;
+
+	(void)state;
+	n = t1_send(vr, 3, 0x00, t1_noop, sizeof(t1_noop));
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 4, 0xC1, (const uint8_t *)"\x40", 1);  /* S(IFS request, 64) */
+	t1_expect(n, 0xE1, (const uint8_t *)"\x40", 1);
+	n = t1_send(vr, 5, 0x81, NULL, 0);                    /* R(0), EDC error: I(0) again */
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 6, 0x80, NULL, 0);                    /* and again, without error bits */
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	vr_free(vr);
+}
+
+/* Rules 2.2 and 5: during the card's chain, an R-block whose N(R) is not the
+ * N(S) of the card's last I-block acknowledges it whatever its error bits. */
+static void t1_r_block_acknowledges_a_chained_part_whatever_its_error_bits(void **state)
+{
+	static const uint8_t get64[] = { 0x80, 0x34, 0x00, 0x40, 0x40 };
+	struct vreader *vr = t1_reader("lrc", "3A"); /* IFSD 32: 66 bytes in three parts */
+	size_t n;
+
+	(void)state;
+	n = t1_send(vr, 3, 0x00, get64, sizeof(get64));
+	assert_int_equal(ans[11], 0x20);                      /* I(0, more) */
+	assert_int_equal(ans[13], 0x00);
+	n = t1_send(vr, 4, 0x92, NULL, 0);                    /* R(1), "other error" */
+	assert_int_equal(ans[11], 0x60);                      /* I(1, more): the second part */
+	assert_int_equal(ans[13], 32);
+	n = t1_send(vr, 5, 0x90, NULL, 0);                    /* R(1) names I(1): again */
+	assert_int_equal(ans[11], 0x60);
+	assert_int_equal(ans[13], 32);
+	n = t1_send(vr, 6, 0x81, NULL, 0);                    /* R(0), EDC error: acknowledges I(1) */
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);        /* I(0): the last part */
+	vr_free(vr);
+}
+
+/* An R-block asking for an I-block the card never sent (the host's I-block
+ * never arrived): the card answers R(N(R)) with the N(S) it waits for. */
+static void t1_r_block_for_an_unsent_i_block_gets_the_cards_n_r(void **state)
+{
+	struct vreader *vr = t1_reader("lrc", "3A");
+	size_t n;
+
+	(void)state;
+	n = t1_send(vr, 3, 0x80, NULL, 0);                    /* before any I-block */
+	t1_expect(n, 0x82, NULL, 0);                          /* R(0), other error */
+	n = t1_send(vr, 4, 0x00, t1_noop, sizeof(t1_noop));
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 5, 0x90, NULL, 0);                    /* asks for I(1): never sent */
+	t1_expect(n, 0x92, NULL, 0);                          /* "send your I(1)" */
+	n = t1_send(vr, 6, 0x40, t1_noop, sizeof(t1_noop));
+	t1_expect(n, 0x40, (const uint8_t *)"\x90\x00", 2);
+	vr_free(vr);
+}
+
+/* Rule 7.2: the card's chaining acknowledgement lost, the host's R-block
+ * gets the same R-block again; the chain then goes on. */
+static void t1_r_block_gets_a_lost_chaining_acknowledgement_again(void **state)
+{
+	static const uint8_t part1[] = { 0x80, 0x32, 0x00, 0x00, 0x04, 0x00 };
+	static const uint8_t part2[] = { 0x01, 0x02, 0x03 };
+	struct vreader *vr = t1_reader("lrc", "3A");
+	size_t n;
+
+	(void)state;
+	n = t1_send(vr, 3, 0x20, part1, sizeof(part1));      /* I(0, more) */
+	t1_expect(n, 0x90, NULL, 0);                          /* R(1) */
+	n = t1_send(vr, 4, 0x80, NULL, 0);                    /* R(0): "where is I(0)?" */
+	t1_expect(n, 0x90, NULL, 0);                          /* the same R(1) */
+	n = t1_send(vr, 5, 0x40, part2, sizeof(part2));
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);   /* 00 01 02 03 checked: 90 00 */
+	vr_free(vr);
+}
+
+/* A host that lost the card's answer and sends its I-block again gets the
+ * answer again, and the command does not run twice (a wrong PIN counts once);
+ * an I-block out of sequence otherwise is a protocol error: R(N(R)), error 2. */
+static void t1_repeated_i_block_gets_the_same_answer_without_running_twice(void **state)
+{
+	static const uint8_t wrong_pin[] = { 0x00, 0x20, 0x00, 0x80, 0x04, '9', '9', '9', '9' };
+	static const uint8_t pin_status[] = { 0x00, 0x20, 0x00, 0x80 };
+	struct vreader *vr = t1_reader("crc", "3A");
+	size_t n;
+
+	(void)state;
+	n = t1_send(vr, 3, 0x00, wrong_pin, sizeof(wrong_pin));
+	t1_expect(n, 0x00, (const uint8_t *)"\x63\xC2", 2);
+	n = t1_send(vr, 4, 0x00, wrong_pin, sizeof(wrong_pin)); /* the same I(0) again */
+	t1_expect(n, 0x00, (const uint8_t *)"\x63\xC2", 2);
+	n = t1_send(vr, 5, 0x00, pin_status, sizeof(pin_status)); /* I(0), another command */
+	t1_expect(n, 0x92, NULL, 0);
+	n = t1_send(vr, 6, 0x40, pin_status, sizeof(pin_status));
+	t1_expect(n, 0x40, (const uint8_t *)"\x63\xC2", 2);   /* two tries left: counted once */
+	vr_free(vr);
+}
+
+/* ---- T=1: the card's own S(IFS request), NAD ------------------------------------- */
+
+static void t1_card_asks_its_ifsc_before_its_first_i_block(void **state)
+{
+	struct vreader *vr = t1_reader_with("lrc", "3A", "card-ifs-request", "16");
+	uint8_t apdu[5 + 13];
+	size_t n;
+
+	(void)state;
+	memcpy(apdu, "\x80\x32\x00\x00\x0C", 5);             /* 17 bytes, 12 of data */
+	for (int i = 0; i < 13; i++)
+		apdu[5 + i] = (uint8_t)i;
+	n = t1_send(vr, 3, 0x00, apdu, 17);                   /* IFSC 254 for now: taken */
+	t1_expect(n, 0xC1, (const uint8_t *)"\x10", 1);      /* S(IFS request, 16) */
+	n = t1_send(vr, 4, 0xE1, (const uint8_t *)"\x10", 1);
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 5, 0x40, apdu, 17);                   /* longer than IFSC 16 */
+	t1_expect(n, 0x92, NULL, 0);
+	apdu[4] = 0x0B;
+	n = t1_send(vr, 6, 0x40, apdu, 16);                   /* 16: taken, no request again */
+	t1_expect(n, 0x40, (const uint8_t *)"\x90\x00", 2);
+	n = t1_send(vr, 7, 0xC0, NULL, 0);                    /* RESYNCH: initial values back */
+	t1_expect(n, 0xE0, NULL, 0);
+	apdu[4] = 0x0C;
+	n = t1_send(vr, 8, 0x00, apdu, 17);
+	t1_expect(n, 0xC1, (const uint8_t *)"\x10", 1);      /* so the card asks again */
+	vr_free(vr);
+}
+
+/* A wrong S(IFS response) is invalid (R-block, error 2); the next block that
+ * is not the right response gets the S(IFS request) again (rule 7.3). */
+static void t1_card_asks_its_ifsc_again_after_a_wrong_response(void **state)
+{
+	struct vreader *vr = t1_reader_with("crc", "3A", "card-ifs-request", "200");
+	size_t n;
+
+	(void)state;
+	n = t1_send(vr, 3, 0x00, t1_noop, sizeof(t1_noop));
+	t1_expect(n, 0xC1, (const uint8_t *)"\xC8", 1);
+	n = t1_send(vr, 4, 0xE1, (const uint8_t *)"\x20", 1);  /* IFS 32, not 200 */
+	t1_expect(n, 0x92, NULL, 0);
+	n = t1_send(vr, 5, 0x92, NULL, 0);                     /* an R-block: not the response */
+	t1_expect(n, 0xC1, (const uint8_t *)"\xC8", 1);
+	n = t1_send(vr, 6, 0x40, t1_noop, sizeof(t1_noop));    /* an I-block: the same */
+	t1_expect(n, 0xC1, (const uint8_t *)"\xC8", 1);
+	n = t1_send(vr, 7, 0xE1, (const uint8_t *)"\xC8", 1);
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	vr_free(vr);
+}
+
+/* card-nad=12: the host is SAD 2, the card DAD 1; the card answers with the
+ * addresses swapped (21). A block with another NAD is invalid: R-block,
+ * error 2, with NAD 0 when it is the first block after the ATR (rule 7.5). */
+static void t1_card_answers_its_nad_swapped_and_refuses_other_nads(void **state)
+{
+	struct vreader *vr = t1_reader_with("lrc", "3A", "card-nad", "12");
+	size_t n;
+
+	(void)state;
+	n = t1_send(vr, 3, 0x00, t1_noop, sizeof(t1_noop));   /* NAD 00 */
+	t1_expect(n, 0x82, NULL, 0);                          /* NAD 00 as well */
+	t1_nad = 0x12;
+	t1_card_nad = 0x21;
+	n = t1_send(vr, 4, 0x00, t1_noop, sizeof(t1_noop));
+	t1_expect(n, 0x00, (const uint8_t *)"\x90\x00", 2);
+	t1_nad = 0x13;                                        /* another card's address */
+	n = t1_send(vr, 5, 0x40, t1_noop, sizeof(t1_noop));
+	t1_expect(n, 0x92, NULL, 0);
+	t1_nad = 0x12;
+	n = t1_send(vr, 6, 0x40, t1_noop, sizeof(t1_noop));
+	t1_expect(n, 0x40, (const uint8_t *)"\x90\x00", 2);
 	vr_free(vr);
 }
 
@@ -915,6 +1220,50 @@ static void character_level_t1_takes_blocks_byte_by_byte(void **state)
 	vr_free(vr);
 }
 
+/* t1-bad-edc and t1-lost at character level: the block comes with its last
+ * EDC byte flipped, or not at all (the read fails, ICC mute, and nothing is
+ * left on the line); the card keeps the good block for the host's R-block. */
+static void character_level_t1_faults_spoil_or_lose_the_cards_block(void **state)
+{
+	static const uint8_t pps_t1[] = { 0xFF, 0x11, 0x96, 0x78 };
+	static const uint8_t good[] = { 0x00, 0x40, 0x02, 0x90, 0x00, 0xD2 };
+	struct vreader *vr = new_reader("character");
+	const char *why;
+	uint8_t b[16];
+	size_t n;
+
+	(void)state;
+	t1_crc = 0;
+	t1_nad = 0;
+	power_up(vr);
+	char_x(vr, 2, pps_t1, sizeof(pps_t1), 4, 0x00, 0);
+	assert_int_equal(vr_set_fault(vr, "t1-bad-edc", 1, &why), 0);
+	n = t1_frame(b, 0x00, t1_noop, sizeof(t1_noop));
+	char_x(vr, 3, b, n, 6, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x00\x00\x02\x90\x00", 5);
+	assert_int_equal(ans[15], 0x92 ^ 0xFF);
+	n = t1_frame(b, 0x81, NULL, 0);                       /* R(0), EDC error */
+	char_x(vr, 4, b, n, 6, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x00\x00\x02\x90\x00\x92", 6);
+	assert_int_equal(vr_set_fault(vr, "t1-lost", 1, &why), 0);
+	n = t1_frame(b, 0x40, t1_noop, sizeof(t1_noop));
+	char_x(vr, 5, b, n, 3, 0x40, 0xFE);                   /* silence */
+	char_x(vr, 6, NULL, 0, 1, 0x40, 0xFE);                /* and nothing stray */
+	n = t1_frame(b, 0x90, NULL, 0);                       /* R(1): I(1) again */
+	n = char_x(vr, 7, b, n, 6, 0x00, 0);
+	assert_memory_equal(ans + 10, good, n);
+	char_x(vr, 8, NULL, 0, 1, 0x40, 0xFE);
+	/* half duplex: what the host left unread when it sent its next block
+	 * is gone, so the next read starts with the new block */
+	n = t1_frame(b, 0x00, t1_noop, sizeof(t1_noop));
+	n = char_x(vr, 9, b, n, 3, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x00\x00\x02", n);
+	n = t1_frame(b, 0x80, NULL, 0);                       /* R(0): I(0) again */
+	n = char_x(vr, 10, b, n, 6, 0x00, 0);
+	assert_memory_equal(ans + 10, "\x00\x00\x02\x90\x00\x92", n);
+	vr_free(vr);
+}
+
 /* ---- faults on demand ---------------------------------------------------------------- */
 
 static void faults_spoil_the_next_answers_then_stop(void **state)
@@ -977,7 +1326,7 @@ static void t1_faults_spoil_the_cards_blocks(void **state)
 	assert_int_equal(vr_set_fault(vr, "t1-lost", 1, &why), 0);
 	msg(vr, 0x6F, 0, 5, 0, 0, 0, (const uint8_t *)"\x00\x40\x04\x80\x30\x00\x00\xF4", 8);
 	expect(vr, 0x80, 0, 5, 0x40, 0xFE);
-	n = t1_send(vr, 6, 0x82, NULL, 0);          /* the host asks again */
+	n = t1_send(vr, 6, 0x92, NULL, 0);          /* the host asks for I-block N(S) 1 */
 	t1_expect(n, 0x40, (const uint8_t *)"\x90\x00", 2);
 	vr_free(vr);
 }
@@ -1156,6 +1505,18 @@ int main(void)
 		cmocka_unit_test(character_level_t1_takes_blocks_byte_by_byte),
 		cmocka_unit_test(faults_spoil_the_next_answers_then_stop),
 		cmocka_unit_test(t1_faults_spoil_the_cards_blocks),
+		cmocka_unit_test(t1_r_block_naming_the_last_i_block_gets_it_again_after_s_blocks),
+		cmocka_unit_test(t1_r_block_acknowledges_a_chained_part_whatever_its_error_bits),
+		cmocka_unit_test(t1_r_block_for_an_unsent_i_block_gets_the_cards_n_r),
+		cmocka_unit_test(t1_r_block_gets_a_lost_chaining_acknowledgement_again),
+		cmocka_unit_test(t1_repeated_i_block_gets_the_same_answer_without_running_twice),
+		cmocka_unit_test(t1_card_asks_its_ifsc_before_its_first_i_block),
+		cmocka_unit_test(t1_card_asks_its_ifsc_again_after_a_wrong_response),
+		cmocka_unit_test(t1_card_answers_its_nad_swapped_and_refuses_other_nads),
+		cmocka_unit_test(character_level_t1_faults_spoil_or_lose_the_cards_block),
+		cmocka_unit_test(card_class_adds_a_t15_class_indicator_and_tck_to_the_atr),
+		cmocka_unit_test(profile_refuses_card_class_and_t1_keys_that_disagree),
+		cmocka_unit_test(get_response_with_nothing_waiting_is_69_85_in_the_iso_class_only),
 		cmocka_unit_test(inproc_models_packets_and_zero_length_packets),
 		cmocka_unit_test(inproc_interrupt_wait_cancel_and_unplug),
 	};

@@ -256,6 +256,15 @@ smc_status ccid_start_protocol(struct smc_ext *ext, uint32_t proto)
 	if (st != SMC_OK)
 		return st;
 	st = ccid_set_parameters(ext, proto);
+	if (st != SMC_OK && ext->card_caps.pts.done && st != SMC_ERR_NO_MEDIA &&
+	    st != SMC_ERR_NO_DEVICE) {
+		/* the card may run the negotiated speed while the reader does not:
+		 * only a reset brings both back to Fd/Dd */
+		log_info("slot %u: parameters refused after PPS: resetting the card",
+			 ccid_slot_of(ext)->index);
+		if (ccid_card_reset(ext) != SMC_OK)
+			log_info("slot %u: the reset failed too", ccid_slot_of(ext)->index);
+	}
 	if (st != SMC_OK)
 		return st;
 	/* below APDU level the host runs T=1 blocks: smclib's engine starts afresh */

@@ -248,12 +248,18 @@ static uint64_t extend_deadline(struct ccid_xfer *x, unsigned timeout_ms, uint8_
 /* Read until the answer to sent arrives: stale answers are dropped, a time
  * extension moves the deadline (never past the hard bound). */
 static smc_status await_answer(struct ccid_xfer *x, const struct ccid_header *sent,
-			       unsigned timeout_ms, struct ccid_answer *a)
+			       unsigned timeout_ms, uint64_t until, struct ccid_answer *a)
 {
 	uint64_t start = now_ms(x);
 	uint64_t hard = start + (timeout_ms > CCID_XFER_HARD_BOUND_MS ? timeout_ms
 								       : CCID_XFER_HARD_BOUND_MS);
 	uint64_t deadline = start + timeout_ms;
+
+	/* the caller's own bound (an APDU's budget) holds against time extensions too */
+	if (until != 0 && until < hard)
+		hard = until;
+	if (deadline > hard)
+		deadline = hard;
 	unsigned dropped = 0;
 	enum ccid_decode_result r;
 	size_t len;
@@ -413,7 +419,7 @@ static smc_status send_command(struct ccid_xfer *x, const struct ccid_cmd *cmd)
 }
 
 static smc_status transact_locked(struct ccid_xfer *x, const struct ccid_cmd *cmd_in,
-				  unsigned timeout_ms, uint8_t *out, size_t out_cap,
+				  unsigned timeout_ms, uint64_t until, uint8_t *out, size_t out_cap,
 				  struct ccid_answer *ans)
 {
 	struct ccid_cmd cmd = *cmd_in;
@@ -432,7 +438,7 @@ static smc_status transact_locked(struct ccid_xfer *x, const struct ccid_cmd *cm
 									       : SMC_LOG_COMM;
 	st = send_command(x, &cmd);
 	if (st == SMC_OK)
-		st = await_answer(x, &cmd.hdr, timeout_ms, ans);
+		st = await_answer(x, &cmd.hdr, timeout_ms, until, ans);
 	if (st == SMC_ERR_TIMEOUT) {
 		log_critical("no answer to %s (slot %u bSeq %u) within %u ms",
 			     ccid_msg_type_str(cmd.hdr.bMessageType), cmd.hdr.bSlot, cmd.hdr.bSeq,
@@ -453,6 +459,13 @@ static smc_status transact_locked(struct ccid_xfer *x, const struct ccid_cmd *cm
 smc_status ccid_xfer_transact(struct ccid_xfer *x, const struct ccid_cmd *cmd, unsigned timeout_ms,
 			      uint8_t *out, size_t out_cap, struct ccid_answer *ans)
 {
+	return ccid_xfer_transact_until(x, cmd, timeout_ms, 0, out, out_cap, ans);
+}
+
+smc_status ccid_xfer_transact_until(struct ccid_xfer *x, const struct ccid_cmd *cmd,
+				    unsigned timeout_ms, uint64_t until_ms, uint8_t *out,
+				    size_t out_cap, struct ccid_answer *ans)
+{
 	smc_status st;
 	int err;
 
@@ -464,7 +477,7 @@ smc_status ccid_xfer_transact(struct ccid_xfer *x, const struct ccid_cmd *cmd, u
 		log_critical("cannot take the bulk pipe lock: %s", strerror(err));
 		return SMC_ERR_COMM;
 	}
-	st = transact_locked(x, cmd, timeout_ms, out, out_cap, ans);
+	st = transact_locked(x, cmd, timeout_ms, until_ms, out, out_cap, ans);
 	pthread_mutex_unlock(&x->lock);
 	return st;
 }

@@ -72,6 +72,12 @@ void ccid_xfer_destroy(struct ccid_xfer *x);
 smc_status ccid_xfer_transact(struct ccid_xfer *x, const struct ccid_cmd *cmd, unsigned timeout_ms,
 			      uint8_t *out, size_t out_cap, struct ccid_answer *ans);
 
+/* The same, but never waiting past until_ms on the xfer clock (0: no such
+ * bound), time extensions included: for commands that share one budget. */
+smc_status ccid_xfer_transact_until(struct ccid_xfer *x, const struct ccid_cmd *cmd,
+				    unsigned timeout_ms, uint64_t until_ms, uint8_t *out,
+				    size_t out_cap, struct ccid_answer *ans);
+
 int ccid_xfer_is_gone(const struct ccid_xfer *x);
 /* Now, in ms, on the pipe's clock (monotonic; virtual in tests). */
 uint64_t ccid_xfer_now_ms(struct ccid_xfer *x);

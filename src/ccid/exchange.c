@@ -55,7 +55,8 @@ smc_status ccid_xfr_block(struct smc_ext *ext, uint8_t bwi, uint16_t level, cons
 			timeout_ms = (unsigned)(s->apdu_deadline - now);
 	}
 	ccid_cmd_xfr_block(&cmd, s->index, bwi, level, data, len);
-	st = ccid_xfer_transact(&s->reader->xfer, &cmd, timeout_ms, out, out_cap, a);
+	st = ccid_xfer_transact_until(&s->reader->xfer, &cmd, timeout_ms, s->apdu_deadline, out,
+				      out_cap, a);
 	if (st != SMC_OK || a->cmd != CCID_CMD_FAILED)
 		return st;
 	st = ccid_answer_failure(a, "XfrBlock");

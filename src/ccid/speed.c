@@ -167,15 +167,22 @@ static bool host_negotiates(struct smc_ext *ext)
 	return !ext->card_caps.specific_mode;
 }
 
-/* 9.1: the card answers within the initial waiting time: the T=0 wait of the
- * current caps, as for a TPDU. */
+/* 9.1 and 10.2: the card answers a PPS request within the initial waiting
+ * time, 9600 etu at Fd/Dd (WI 10), whatever TC2 says for later. */
+static unsigned pps_timeout_ms(const struct smc_ext *ext)
+{
+	uint64_t clk = ext->reader_caps.clk_default_khz ? ext->reader_caps.clk_default_khz : 4000;
+
+	return ccid_card_wait_timeout_ms((9600ull * 372 + clk - 1) / clk);
+}
+
 static smc_status pps_xfr(struct smc_ext *ext, uint16_t level, const uint8_t *tx, size_t tx_len,
 			  uint8_t *rx, size_t rx_cap, size_t *rx_len)
 {
 	struct ccid_answer a;
 	smc_status st;
 
-	st = ccid_xfr_block(ext, 0, level, tx, tx_len, ccid_xfr_timeout_ms(ext), rx, rx_cap, &a);
+	st = ccid_xfr_block(ext, 0, level, tx, tx_len, pps_timeout_ms(ext), rx, rx_cap, &a);
 	if (st == SMC_ERR_BUFFER_TOO_SMALL) {
 		log_critical("slot %u: PPS answer of %u bytes, at most %zu expected", slot_no(ext),
 			     a.hdr.dwLength, rx_cap);
@@ -253,6 +260,12 @@ static smc_status set_rate_and_clock(struct smc_ext *ext, uint32_t clk_khz, uint
 		log_info("slot %u: reader has no SetDataRateAndClockFrequency; going on", slot_no(ext));
 		return SMC_OK;
 	}
+	if (st == SMC_ERR_BUFFER_TOO_SMALL) {
+		/* the answer was read away whole: only its report is lost */
+		log_info("slot %u: DataRateAndClockFrequency of %u bytes, 8 expected; going on",
+			 slot_no(ext), a.hdr.dwLength);
+		return SMC_OK;
+	}
 	if (st != SMC_OK)
 		return st;
 	if (a.cmd == CCID_CMD_FAILED) {
@@ -268,16 +281,25 @@ static smc_status set_rate_and_clock(struct smc_ext *ext, uint32_t clk_khz, uint
 	return SMC_OK;
 }
 
-/* The card took PPS: what params.c (current_fidi) and the timeouts use. */
+/* The speed the card runs at from now: what params.c (current_fidi) and the
+ * timeouts use. */
+static smc_status set_pts(struct smc_ext *ext, uint8_t fidi)
+{
+	struct smc_card_caps *caps = &ext->card_caps;
+
+	caps->pts.fl = fidi >> 4;
+	caps->pts.dl = fidi & 0x0F;
+	caps->pts.done = true;
+	return smc_card_caps_set_fidi(caps, fidi, ext->reader_caps.clk_default_khz);
+}
+
+/* The card took PPS: its speed, and the reader's rate to match. */
 static smc_status apply_speed(struct smc_ext *ext, uint8_t agreed, uint32_t rate)
 {
 	struct smc_card_caps *caps = &ext->card_caps;
 	uint32_t clk = ext->reader_caps.clk_default_khz;
 
-	caps->pts.fl = agreed >> 4;
-	caps->pts.dl = agreed & 0x0F;
-	caps->pts.done = true;
-	smc_card_caps_set_fidi(caps, agreed, clk);
+	set_pts(ext, agreed);
 	log_info("slot %u: card runs Fi/Di 0x%02X (Fi %u, Di %u) after PPS", slot_no(ext), agreed,
 		 caps->fi, caps->di);
 	/* smc_pps_check: PPS1 was echoed (what we asked) or left out (Fd/Dd) */
@@ -348,9 +370,11 @@ smc_status ccid_negotiate_speed(struct smc_ext *ext, uint32_t proto)
 		st = choose(ext, &fidi, &rate);
 		if (st != SMC_OK || fidi == FIDI_DEFAULT)
 			return st == SMC_OK ? stay_default(ext) : st;
+		/* only the parameters: SetParameters (next) makes the reader run
+		 * the PPS and change its rate, so no SetDataRate here */
 		log_info("slot %u: the reader makes the PPS: parameters with Fi/Di 0x%02X", slot_no(ext),
 			 fidi);
-		return apply_speed(ext, fidi, rate);
+		return set_pts(ext, fidi);
 	}
 	if (!host_negotiates(ext))
 		return SMC_OK;

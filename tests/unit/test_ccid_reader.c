@@ -590,6 +590,83 @@ static void t1_wtx_storm_ends_within_the_apdu_budget(void **state)
 	close_fixture(f);
 }
 
+/* An extended APDU reader that answers each part after a time extension
+ * (x255) and 59 s: every part is in time for its own wait, but time
+ * extensions cannot carry the APDU past its budget (plus the abort). */
+static void time_extensions(struct fake_dev *fd, const uint8_t *msg, size_t len, void *ctx)
+{
+	static uint8_t part[102] = { [100] = 0x90, [101] = 0x00 };
+	struct fake_frame te = { .type = 0x80, .status = 0x80, .error = 255 };
+	struct fake_frame fr = { .type = 0x80, .data = part, .len = sizeof(part) };
+
+	if (len < 10 || msg[0] != 0x6F) {
+		device(fd, msg, len, ctx);
+		return;
+	}
+	fr.specific = (msg[8] | msg[9] << 8) == 0x10 ? 0x03 : 0x01; /* never the last part */
+	fake_rx_frame(fd, &te, 0, 1000);
+	fake_rx_frame(fd, &fr, 0, 59000);
+}
+
+static void time_extensions_end_within_the_apdu_budget(void **state)
+{
+	static const uint8_t apdu[] = { 0x00, 0xB0, 0x00, 0x00, 0x00 };
+	uint8_t d[54];
+	struct fixture *f;
+	uint64_t start, took;
+
+	(void)state;
+	make_desc(d, FEAT_EXTENDED, 3, 65554);
+	f = open_with(d, cac_atr, sizeof(cac_atr));
+	f->reader->xfer.clock = fake_clock_ms;
+	f->reader->xfer.clock_ctx = f->fd;
+	assert_int_equal(power(f, SMC_POWER_COLD), SMC_OK);
+	assert_int_equal(set_protocol(f, SMC_PROTOCOL_T0), SMC_OK);
+	fake_set_responder(f->fd, time_extensions, &f->dev);
+	start = fake_clock_ms(f->fd);
+	assert_int_equal(transmit(f, apdu, sizeof(apdu), sizeof(f->reply)), SMC_ERR_TIMEOUT);
+	took = fake_clock_ms(f->fd) - start;
+	assert_true(took >= CCID_APDU_BUDGET_MS);
+	assert_true(took <= CCID_APDU_BUDGET_MS + CCID_XFER_ABORT_ANSWER_MS);
+	close_fixture(f);
+}
+
+/* A reader that never answers a PPS request (a stuck reader; a mute card
+ * would be reported at once). The PPS wait is the initial waiting time at
+ * Fd (9600 etu), not the card's later WT (TC2 = 255: 31 s at Fi 512): the
+ * refusal costs seconds, then the card is reset and runs at Fd/Dd. */
+static void mute_on_pps(struct fake_dev *fd, const uint8_t *msg, size_t len, void *ctx)
+{
+	if (len > 10 && msg[0] == 0x6F && msg[10] == 0xFF)
+		return;
+	device(fd, msg, len, ctx);
+}
+
+static void unanswered_pps_costs_the_initial_waiting_time(void **state)
+{
+	static const uint8_t slow_t0_atr[] = { 0x3B, 0x90, 0x96, 0x40, 0xFF };
+	uint8_t d[54];
+	struct fixture *f;
+	uint64_t start, took;
+
+	(void)state;
+	make_desc(d, FEAT_TPDU_MANUAL, 1, 65554);
+	f = open_with(d, slow_t0_atr, sizeof(slow_t0_atr));
+	f->reader->xfer.clock = fake_clock_ms;
+	f->reader->xfer.clock_ctx = f->fd;
+	fake_set_responder(f->fd, mute_on_pps, &f->dev);
+	assert_int_equal(power(f, SMC_POWER_COLD), SMC_OK);
+	start = fake_clock_ms(f->fd);
+	assert_int_equal(set_protocol(f, SMC_PROTOCOL_T0), SMC_OK);
+	took = fake_clock_ms(f->fd) - start;
+	assert_true(took >= CCID_XFR_MIN_TIMEOUT_MS);
+	assert_true(took <= CCID_XFR_MIN_TIMEOUT_MS + 2 * CCID_XFER_ABORT_ANSWER_MS);
+	assert_int_equal(f->ext->card_caps.fi, 372);
+	assert_int_equal(f->ext->card_caps.di, 1);
+	assert_int_equal(f->ext->reader_caps.current_state, SMC_STATE_SPECIFIC);
+	close_fixture(f);
+}
+
 static void set_parameters_refused_by_reader_is_comm_error(void **state)
 {
 	uint8_t d[54];
@@ -991,6 +1068,8 @@ int main(void)
 		cmocka_unit_test(set_protocol_t1_sends_t1_parameters_at_apdu_level),
 		cmocka_unit_test(set_protocol_t1_at_tpdu_level_sets_speed_and_starts_t1),
 		cmocka_unit_test(t1_wtx_storm_ends_within_the_apdu_budget),
+		cmocka_unit_test(time_extensions_end_within_the_apdu_budget),
+		cmocka_unit_test(unanswered_pps_costs_the_initial_waiting_time),
 		cmocka_unit_test(set_parameters_refused_by_reader_is_comm_error),
 		cmocka_unit_test(specific_mode_card_is_configured_at_power_up),
 		cmocka_unit_test(transmit_tpdu_maps_case_4_and_returns_data_and_sw),

@@ -235,6 +235,18 @@ smc_status ccid_card_power(struct smc_ext *ext)
 	return SMC_ERR_INVALID_PARAM;
 }
 
+void ccid_card_out_of_step(struct smc_ext *ext, const char *what)
+{
+	unsigned slot = ccid_slot_of(ext)->index;
+
+	log_critical("slot %u: %s: the card and the driver no longer agree where the exchange is; "
+		     "the card is powered off and must be reset (reconnect with a reset)", slot, what);
+	if (icc_power_off(ext) != SMC_OK)
+		log_info("slot %u: the power off failed too", slot);
+	if (ext->reader_caps.current_state > SMC_STATE_PRESENT)
+		set_state(ext, SMC_STATE_PRESENT);
+}
+
 /* ---- RDF_SET_PROTOCOL ---------------------------------------------------- */
 
 /* The IFSD to ask the card for with S(IFS request) (ISO 7816-3 11.4.2), or 0

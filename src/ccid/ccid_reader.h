@@ -71,6 +71,11 @@ static inline struct ccid_slot *ccid_slot_of(struct smc_ext *ext)
 smc_status ccid_card_power(struct smc_ext *ext);
 /* Deactivate and activate again (a warm reset over CCID): ATR and card_caps anew. */
 smc_status ccid_card_reset(struct smc_ext *ext);
+/* An exchange broke off where the card may still be sending or waiting for
+ * bytes: anything more would be taken out of step (an old answer for a new
+ * command). The card is powered off and the slot left PRESENT, so that every
+ * APDU fails until the application resets the card. what: for the log. */
+void ccid_card_out_of_step(struct smc_ext *ext, const char *what);
 smc_status ccid_set_protocol(struct smc_ext *ext);
 smc_status ccid_transmit(struct smc_ext *ext);
 /* The reader set up for protocol (SetParameters, and the T=1 engine below APDU

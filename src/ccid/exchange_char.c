@@ -93,7 +93,9 @@ smc_status ccid_exchange_char_t0(struct smc_ext *ext)
 		return st;
 	st = run_t0_steps(ext, &x);
 	if (st == SMC_ERR_BUFFER_TOO_SMALL)
-		io->reply_len = x.reply_len; /* the size that was needed */
+		io->reply_len = x.reply_len; /* the size that was needed (the card ran to SW2) */
+	else if (st != SMC_OK && st != SMC_ERR_NO_DEVICE && st != SMC_ERR_NO_MEDIA)
+		ccid_card_out_of_step(ext, "T=0 at character level broke off");
 	if (st != SMC_OK)
 		return st;
 	st = smc_t0_reply(io->request, io->request_len, io->reply, x.reply_len);

@@ -11,7 +11,15 @@
  * - at most T1_BLOCKS_IN_MAX card I-blocks in one response.
  * Progress is an I-block of the request acknowledged or an I-block of the
  * response taken, so an exchange has at most request_len + T1_BLOCKS_IN_MAX of
- * them. */
+ * them.
+ *
+ * Staying in step across exchanges: an exchange that ends in error may leave
+ * the card with other N(S)/N(R) than ours (it took our I-block, its answer was
+ * lost). Our next I-block would then carry the N(S) it does not expect; its
+ * R-block, our R-block, and a 7816-3 card repeats its LAST I-block: the old
+ * response, which would pass for the new APDU's. So such an ending sets
+ * t1.resynch_pending and the next APDU starts with S(RESYNCH request)
+ * (11.6.3.2); a card that never answers it needs a reset (t1.needs_reset). */
 #include <string.h>
 
 #include "smc_log.h"
@@ -29,13 +37,14 @@
 
 /* What the engine waits for. */
 enum t1_phase {
-	PH_IDLE = 0, /* no exchange: smc_t1_request() starts one */
-	PH_IFS,      /* our S(IFS request) (IFSD) before the APDU */
-	PH_SEND,     /* our I-block in flight, not acknowledged yet */
-	PH_RECV,     /* the request is through; the card's chain comes in */
-	PH_RESYNCH,  /* our S(RESYNCH request) */
-	PH_ABORT,    /* our S(ABORT request), ending the card's chain */
-	PH_ABORTED,  /* the card aborted; our S(ABORT response) is the last block */
+	PH_IDLE = 0,    /* no exchange: smc_t1_request() starts one */
+	PH_PRE_RESYNCH, /* our S(RESYNCH request) before the APDU (resynch_pending) */
+	PH_IFS,         /* our S(IFS request) (IFSD) before the APDU */
+	PH_SEND,        /* our I-block in flight, not acknowledged yet */
+	PH_RECV,        /* the request is through; the card's chain comes in */
+	PH_RESYNCH,     /* our S(RESYNCH request) after recovery failed */
+	PH_ABORT,       /* our S(ABORT request), ending the card's chain */
+	PH_ABORTED,     /* the card aborted; our S(ABORT response) is the last block */
 };
 
 /* What smc_t1_request() builds. */
@@ -99,7 +108,7 @@ static void progress(struct smc_t1_state *t)
 }
 
 /* The exchange is over: the next smc_t1_request() starts a new one. ns, nr,
- * IFSC, IFSD and a queued S(IFS) stay. */
+ * IFSC, IFSD, a queued S(IFS) and the resynch_pending/needs_reset flags stay. */
 static void exchange_end(struct smc_t1_state *t)
 {
 	t->phase = PH_IDLE;
@@ -117,10 +126,55 @@ static void exchange_end(struct smc_t1_state *t)
 	t->wtx = 1;
 }
 
+/* The exchange ends with st, the two sides in step: N(S) and N(R) are the
+ * ones the card holds too. */
 static smc_status end_with(struct smc_t1_state *t, smc_status st)
 {
 	exchange_end(t);
 	return st;
+}
+
+/* The exchange ends with st while the card may hold other N(S)/N(R) than ours:
+ * the next APDU starts with S(RESYNCH request). */
+static smc_status end_out_of_step(struct smc_t1_state *t, smc_status st)
+{
+	if (!t->resynch_pending)
+		log_info("T=1: the card may be out of step after %lu blocks; the next APDU starts with S(RESYNCH request)",
+			 t->steps);
+	t->resynch_pending = true;
+	return end_with(t, st);
+}
+
+/* RESYNCH failed 3 times: 11.6.3.2 leaves only a deactivation of the card.
+ * Until the driver's reset and smc_t1_init(), no APDU goes. */
+static smc_status end_needs_reset(struct smc_t1_state *t, smc_status st)
+{
+	t->resynch_pending = true;
+	t->needs_reset = true;
+	return end_with(t, st);
+}
+
+static const char *phase_str(int phase)
+{
+	switch ((enum t1_phase)phase) {
+	case PH_IDLE:
+		return "idle";
+	case PH_PRE_RESYNCH:
+		return "S(RESYNCH request) before the APDU";
+	case PH_IFS:
+		return "S(IFS request)";
+	case PH_SEND:
+		return "sending the APDU";
+	case PH_RECV:
+		return "receiving the response";
+	case PH_RESYNCH:
+		return "S(RESYNCH request)";
+	case PH_ABORT:
+		return "S(ABORT request)";
+	case PH_ABORTED:
+		return "S(ABORT response)";
+	}
+	return "unknown";
 }
 
 /* ---- init and request ------------------------------------------------------- */
@@ -151,8 +205,25 @@ void smc_t1_init(struct smc_ext *ext, uint8_t ifsd)
 		 t->ifsd_pending ? " (S(IFS request) queued)" : "", t->crc ? "CRC" : "LRC");
 }
 
-/* The first block of an APDU: S(IFS request) if one is queued, else its first
+/* The APDU's first block: S(IFS request) if one is queued, else its first
  * I-block (11.6.2, rule 1). */
+static void apdu_begin(struct smc_t1_state *t)
+{
+	progress(t);
+	if (t->ifsd_pending && t->ifsd_want > 0) {
+		t->phase = PH_IFS;
+		t->s_tries = 1;
+		set_s(t, T1_S_IFS, false, t->ifsd_want);
+		return;
+	}
+	t->ifsd_pending = false;
+	t->phase = PH_SEND;
+	t->s_tries = 0;
+	t->next = NEXT_I;
+}
+
+/* A new exchange: S(RESYNCH request) first when the last one left the two
+ * sides possibly out of step, else the APDU's first block. */
 static smc_status exchange_start(struct smc_ext *ext)
 {
 	struct smc_t1_state *t = &ext->t1;
@@ -176,15 +247,14 @@ static smc_status exchange_start(struct smc_ext *ext)
 	t->nr &= 1;
 	exchange_end(t);
 	ext->io.reply_len = 0;
-	if (t->ifsd_pending && t->ifsd_want > 0) {
-		t->phase = PH_IFS;
+	if (t->resynch_pending) {
+		log_info("T=1: the last exchange may have left the card out of step; S(RESYNCH request) before the APDU");
+		t->phase = PH_PRE_RESYNCH;
 		t->s_tries = 1;
-		set_s(t, T1_S_IFS, false, t->ifsd_want);
-	} else {
-		t->ifsd_pending = false;
-		t->phase = PH_SEND;
-		t->next = NEXT_I;
+		set_s(t, T1_S_RESYNCH, false, 0);
+		return SMC_OK;
 	}
+	apdu_begin(t);
 	return SMC_OK;
 }
 
@@ -240,6 +310,10 @@ smc_status smc_t1_request(struct smc_ext *ext)
 		return SMC_ERR_INVALID_PARAM;
 	}
 	t = &ext->t1;
+	if (t->needs_reset) {
+		log_critical("T=1: the card did not answer S(RESYNCH request) 3 times; it needs a reset (and smc_t1_init) before an APDU");
+		return SMC_ERR_COMM;
+	}
 	if (t->phase == PH_IDLE) {
 		st = exchange_start(ext);
 		if (st != SMC_OK)
@@ -256,7 +330,8 @@ smc_status smc_t1_request(struct smc_ext *ext)
 /* ---- recovery (11.6.3) ------------------------------------------------------ */
 
 /* 11.6.3.2: S(RESYNCH request) when recovery failed; whatever comes of it,
- * the APDU fails (with SMC_ERR_TIMEOUT if the card was mute). */
+ * the APDU fails (with SMC_ERR_TIMEOUT if the card was mute). Answered, the
+ * two sides are in step again; unanswered 3 times, the card needs a reset. */
 static smc_status start_resynch(struct smc_ext *ext, const char *why)
 {
 	struct smc_t1_state *t = &ext->t1;
@@ -310,21 +385,26 @@ static smc_status s_request_failed(struct smc_ext *ext)
 		log_info("T=1: no valid S(IFS response) to IFSD %u after %u tries; IFSD stays %u",
 			 t->ifsd_want, t->s_tries, t->ifsd);
 		return start_apdu(t);
+	case PH_PRE_RESYNCH:
+		log_critical("T=1: no valid S(RESYNCH response) before the APDU after %u tries (last failure: %s); the APDU fails, the card needs a reset",
+			     t->s_tries, smc_status_str(t->fail));
+		return end_needs_reset(t, SMC_ERR_COMM);
 	case PH_RESYNCH:
 		log_critical("T=1: no valid S(RESYNCH response) after %u tries (last failure: %s); the card needs a reset",
 			     t->s_tries, smc_status_str(t->fail));
-		return end_with(t, t->fail == SMC_ERR_TIMEOUT ? SMC_ERR_TIMEOUT : SMC_ERR_COMM);
+		return end_needs_reset(t, t->fail == SMC_ERR_TIMEOUT ? SMC_ERR_TIMEOUT : SMC_ERR_COMM);
 	case PH_ABORT:
+		/* the card may still be in its chain or have dropped it */
 		log_critical("T=1: no S(ABORT response) after %u tries; ending with %s", t->s_tries,
 			     smc_status_str(t->pending_error));
 		if (t->pending_error == SMC_ERR_BUFFER_TOO_SMALL)
 			ext->io.reply_len = t->received;
-		return end_with(t, t->pending_error);
+		return end_out_of_step(t, t->pending_error);
 	default:
 		break;
 	}
 	log_critical("T=1: S-request retry in phase %d, which sends none", t->phase);
-	return end_with(t, SMC_ERR_COMM);
+	return end_out_of_step(t, SMC_ERR_COMM);
 }
 
 /* No valid block came (why: SMC_ERR_TIMEOUT for a mute card, SMC_ERR_COMM for
@@ -337,6 +417,7 @@ static smc_status recover(struct smc_ext *ext, enum t1_r_error error, smc_status
 
 	t->fail = why;
 	switch ((enum t1_phase)t->phase) {
+	case PH_PRE_RESYNCH:
 	case PH_IFS:
 	case PH_RESYNCH:
 	case PH_ABORT:
@@ -380,6 +461,8 @@ static void store_inf(struct smc_ext *ext, const struct t1_block *b)
 	t->received += b->len;
 }
 
+/* The card's chain ended (its last I-block taken): the two sides are in step,
+ * whatever the response is worth. */
 static smc_status finish(struct smc_ext *ext)
 {
 	struct smc_t1_state *t = &ext->t1;
@@ -514,6 +597,8 @@ static smc_status on_ifs(struct smc_ext *ext, const struct t1_block *b)
 	return start_apdu(t);
 }
 
+/* S(RESYNCH response) came: the two sides are in step again, the recovery
+ * RESYNCH ends the APDU with its error, the one before an APDU lets it go on. */
 static smc_status on_resynch(struct smc_ext *ext, const struct t1_block *b)
 {
 	struct smc_t1_state *t = &ext->t1;
@@ -527,6 +612,13 @@ static smc_status on_resynch(struct smc_ext *ext, const struct t1_block *b)
 	t->ifsc = card_ifsc(ext);
 	t->ifsd = base_ifsd(ext);
 	t->ifsd_pending = t->ifsd_want > 0;
+	t->resynch_pending = false;
+	if (t->phase == PH_PRE_RESYNCH) {
+		log_info("T=1: resynchronised before the APDU (IFSC %u, IFSD %u%s)", t->ifsc, t->ifsd,
+			 t->ifsd_pending ? ", S(IFS request) queued again" : "");
+		apdu_begin(t);
+		return SMC_MORE_PROCESSING;
+	}
 	log_critical("T=1: resynchronised (IFSC %u, IFSD %u); the APDU fails: %s", t->ifsc, t->ifsd,
 		     smc_status_str(st));
 	return end_with(t, st);
@@ -543,6 +635,9 @@ static smc_status on_abort(struct smc_ext *ext, const struct t1_block *b)
 		     smc_status_str(st));
 	if (st == SMC_ERR_BUFFER_TOO_SMALL)
 		ext->io.reply_len = t->received;
+	/* In step: the card's I-blocks we took each turned N(R) on both sides,
+	 * the card's first one had acknowledged our last I-block (N(S)), and the
+	 * S-block pair that ended the chain touches neither (11.6.2.3). */
 	return end_with(t, st);
 }
 
@@ -562,6 +657,7 @@ static smc_status on_block(struct smc_ext *ext, const struct t1_block *b)
 	switch ((enum t1_phase)ext->t1.phase) {
 	case PH_IFS:
 		return on_ifs(ext, b);
+	case PH_PRE_RESYNCH:
 	case PH_RESYNCH:
 		return on_resynch(ext, b);
 	case PH_ABORT:
@@ -572,7 +668,7 @@ static smc_status on_block(struct smc_ext *ext, const struct t1_block *b)
 	case PH_IDLE:
 	case PH_ABORTED: /* smc_t1_reply() took these before parsing */
 		log_critical("T=1: block in phase %d, which takes none", ext->t1.phase);
-		return end_with(&ext->t1, SMC_ERR_COMM);
+		return end_out_of_step(&ext->t1, SMC_ERR_COMM);
 	}
 	switch (b->kind) {
 	case T1_I:
@@ -603,14 +699,17 @@ smc_status smc_t1_reply(struct smc_ext *ext, smc_status rx_status, const uint8_t
 		return SMC_ERR_INVALID_STATE;
 	}
 	if (rx_status != SMC_OK && rx_status != SMC_ERR_COMM && rx_status != SMC_ERR_TIMEOUT) {
-		log_critical("T=1: exchange ends after %lu blocks: %s", t->steps,
-			     smc_status_str(rx_status));
-		return end_with(t, rx_status == SMC_MORE_PROCESSING ? SMC_ERR_INVALID_PARAM : rx_status);
+		/* the block may have reached the card */
+		log_critical("T=1: exchange ends after %lu blocks (%s): %s", t->steps,
+			     phase_str(t->phase), smc_status_str(rx_status));
+		return end_out_of_step(t, rx_status == SMC_MORE_PROCESSING ? SMC_ERR_INVALID_PARAM :
+									      rx_status);
 	}
 	t->steps++;
 	if (t->phase == PH_ABORTED) {
+		/* whether the card took the I-block it aborted is unknown */
 		log_critical("T=1: the APDU fails: card aborted the chain");
-		return end_with(t, SMC_ERR_COMM);
+		return end_out_of_step(t, SMC_ERR_COMM);
 	}
 	if (rx_status != SMC_OK) {
 		log_info("T=1 <- no block: %s", rx_status == SMC_ERR_TIMEOUT ?
@@ -629,6 +728,27 @@ smc_status smc_t1_reply(struct smc_ext *ext, smc_status rx_status, const uint8_t
 	}
 	check_nad(t, &b);
 	return on_block(ext, &b);
+}
+
+/* The driver stops the exchange itself (its time budget ran out): the block
+ * smc_t1_request() built was never sent, but the ones before may have reached
+ * the card and their answers been lost. */
+void smc_t1_abandon(struct smc_ext *ext)
+{
+	struct smc_t1_state *t;
+
+	if (ext == NULL) {
+		log_critical("no extension given");
+		return;
+	}
+	t = &ext->t1;
+	if (t->phase == PH_IDLE) {
+		log_info("T=1: exchange abandoned, but none is in progress");
+		return;
+	}
+	log_critical("T=1: exchange abandoned by the driver after %lu blocks (%s)", t->steps,
+		     phase_str(t->phase));
+	(void)end_out_of_step(t, SMC_ERR_TIMEOUT);
 }
 
 size_t smc_t1_rest_len(const struct smc_ext *ext, const uint8_t prologue[SMC_T1_PROLOGUE_LEN])

@@ -349,13 +349,21 @@ static void t0_char_mute_card_ends_the_exchange_with_a_timeout(void **state)
 	static const uint8_t apdu[] = { 0x80, 0x34, 0x00, 0x04, 0x04 };
 	struct scripted *s = *state;
 
+	size_t n;
+
+	s->ext->reader_caps.current_state = SMC_STATE_SPECIFIC;
 	card_sends(s, "\x34", 1);
 	card_fails(s, 0xFE);
+	fake_rx_answer(s->fd, 0x81, 0x01, 0, 0, NULL, 0); /* SlotStatus: inactive */
 	assert_int_equal(t0_apdu(s, apdu, sizeof(apdu)), SMC_ERR_TIMEOUT);
 	assert_int_equal(s->ext->io.reply_len, 0);
 	/* the header, then the request for 4 data bytes and a procedure byte */
 	expect_xfr(s, 0, 0, 1, (const char *)apdu, 5);
 	expect_xfr(s, 1, 0, 5, NULL, 0);
+	/* broken off mid-command: the card is powered off, the next APDU cannot
+	 * meet its leftovers; the application must reset it */
+	assert_int_equal(fake_sent(s->fd, 2, &n)[0], 0x63);
+	assert_int_equal(s->ext->reader_caps.current_state, SMC_STATE_PRESENT);
 }
 
 static void char_steps_longer_than_a_message_go_in_parts(void **state)

@@ -187,6 +187,12 @@ struct smc_t1_state {
 	bool ifsd_pending;           /* an S(IFS request) goes first */
 	bool running;                /* set up by smc_t1_init() for the card now powered:
 				      * ifsc/ifsd above are the ones in force */
+	bool resynch_pending;        /* the last exchange ended in error with the two sides
+				      * possibly out of step (the card may have taken our
+				      * I-block, its answer lost): the next APDU starts
+				      * with S(RESYNCH request) */
+	bool needs_reset;            /* S(RESYNCH request) failed 3 times: only a reset of
+				      * the card brings it back (11.6.3.2) */
 	/* the block to send now, built by smc_t1_request() */
 	uint8_t block[SMC_T1_BLOCK_MAX];
 	size_t block_len;
@@ -345,11 +351,24 @@ smc_status smc_t0_char_feed(struct smc_t0_char *x, const uint8_t *got, size_t go
  * if the card never answers it, IFSD stays 32 and the APDU goes on. On
  * SMC_ERR_BUFFER_TOO_SMALL, io.reply_len is the number of response bytes the
  * card sent before its chain ended or was aborted (nothing past reply_cap is
- * written). */
+ * written).
+ *
+ * An exchange that ends in error after a block went out, unless the sequence
+ * is known good again (a RESYNCH the card answered, a confirmed S(ABORT) of
+ * ours), sets t1.resynch_pending: the next APDU then starts with
+ * S(RESYNCH request), so that an old answer the card repeats can never pass
+ * for the new APDU's; once the card answers it the APDU goes on. When a
+ * RESYNCH fails 3 times the APDU fails (SMC_ERR_COMM before an APDU) and
+ * t1.needs_reset is set: smc_t1_request() refuses with SMC_ERR_COMM until the
+ * driver has reset the card and called smc_t1_init() again (which clears both
+ * flags). A driver that stops an exchange itself (its time budget ran out, so
+ * the block built was never sent) calls smc_t1_abandon() instead of
+ * smc_t1_reply(): the exchange ends and resynch_pending is set. */
 void smc_t1_init(struct smc_ext *ext, uint8_t ifsd);
 smc_status smc_t1_request(struct smc_ext *ext);
 smc_status smc_t1_reply(struct smc_ext *ext, smc_status rx_status, const uint8_t *block,
 			size_t block_len);
+void smc_t1_abandon(struct smc_ext *ext);
 /* Bytes that follow a block's prologue (LEN + EDC), for readers that read a
  * block in two steps (character level); 0 if the prologue is malformed. */
 size_t smc_t1_rest_len(const struct smc_ext *ext, const uint8_t prologue[SMC_T1_PROLOGUE_LEN]);

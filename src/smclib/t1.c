@@ -139,8 +139,8 @@ static smc_status end_with(struct smc_t1_state *t, smc_status st)
 static smc_status end_out_of_step(struct smc_t1_state *t, smc_status st)
 {
 	if (!t->resynch_pending)
-		log_info("T=1: the card may be out of step after %lu blocks; the next APDU starts with S(RESYNCH request)",
-			 t->steps);
+		log_info("T=1: the card may be out of step after %lu blocks; "
+			 "the next APDU starts with S(RESYNCH request)", t->steps);
 	t->resynch_pending = true;
 	return end_with(t, st);
 }
@@ -248,7 +248,8 @@ static smc_status exchange_start(struct smc_ext *ext)
 	exchange_end(t);
 	ext->io.reply_len = 0;
 	if (t->resynch_pending) {
-		log_info("T=1: the last exchange may have left the card out of step; S(RESYNCH request) before the APDU");
+		log_info("T=1: the last exchange may have left the card out of step; "
+			 "S(RESYNCH request) before the APDU");
 		t->phase = PH_PRE_RESYNCH;
 		t->s_tries = 1;
 		set_s(t, T1_S_RESYNCH, false, 0);
@@ -311,7 +312,8 @@ smc_status smc_t1_request(struct smc_ext *ext)
 	}
 	t = &ext->t1;
 	if (t->needs_reset) {
-		log_critical("T=1: the card did not answer S(RESYNCH request) 3 times; it needs a reset (and smc_t1_init) before an APDU");
+		log_critical("T=1: the card did not answer S(RESYNCH request) 3 times; "
+			     "it needs a reset (and smc_t1_init) before an APDU");
 		return SMC_ERR_COMM;
 	}
 	if (t->phase == PH_IDLE) {
@@ -386,12 +388,13 @@ static smc_status s_request_failed(struct smc_ext *ext)
 			 t->ifsd_want, t->s_tries, t->ifsd);
 		return start_apdu(t);
 	case PH_PRE_RESYNCH:
-		log_critical("T=1: no valid S(RESYNCH response) before the APDU after %u tries (last failure: %s); the APDU fails, the card needs a reset",
+		log_critical("T=1: no valid S(RESYNCH response) before the APDU after %u tries "
+			     "(last failure: %s); the APDU fails, the card needs a reset",
 			     t->s_tries, smc_status_str(t->fail));
 		return end_needs_reset(t, SMC_ERR_COMM);
 	case PH_RESYNCH:
-		log_critical("T=1: no valid S(RESYNCH response) after %u tries (last failure: %s); the card needs a reset",
-			     t->s_tries, smc_status_str(t->fail));
+		log_critical("T=1: no valid S(RESYNCH response) after %u tries (last failure: %s); "
+			     "the card needs a reset", t->s_tries, smc_status_str(t->fail));
 		return end_needs_reset(t, t->fail == SMC_ERR_TIMEOUT ? SMC_ERR_TIMEOUT : SMC_ERR_COMM);
 	case PH_ABORT:
 		/* the card may still be in its chain or have dropped it */
@@ -707,7 +710,8 @@ smc_status smc_t1_reply(struct smc_ext *ext, smc_status rx_status, const uint8_t
 	}
 	t->steps++;
 	if (t->phase == PH_ABORTED) {
-		/* whether the card took the I-block it aborted is unknown */
+		/* what the card's abort did to N(S)/N(R) (whether it counted the
+		 * I-block in flight) is unknown */
 		log_critical("T=1: the APDU fails: card aborted the chain");
 		return end_out_of_step(t, SMC_ERR_COMM);
 	}

@@ -120,6 +120,19 @@ static void begin(size_t apdu_len, size_t reply_cap)
 	assert_int_equal(smc_t1_request(&ext), SMC_OK);
 }
 
+/* A new APDU must be refused at once (the card needs a reset): nothing built. */
+static void refused(size_t apdu_len)
+{
+	ext.io.request = apdu;
+	ext.io.request_len = apdu_len;
+	ext.io.reply = reply;
+	ext.io.reply_cap = 258;
+	ext.t1.block_len = 0;
+	assert_int_equal(smc_t1_request(&ext), SMC_ERR_COMM);
+	assert_int_equal(ext.t1.block_len, 0);
+	assert_int_equal(smc_t1_reply(&ext, SMC_OK, NULL, 0), SMC_ERR_INVALID_STATE);
+}
+
 /* The same with an APDU of apdu_len bytes of make_apdu's pattern. */
 static void start(size_t apdu_len, size_t reply_cap)
 {
@@ -663,8 +676,16 @@ static void t1_resynch_failing_three_times_returns_the_error(void **state)
 	more(card(R(0, 0), NULL, 0));
 	want(S_REQ(RESYNCH), NULL, 0);
 	assert_int_equal(mute(), SMC_ERR_TIMEOUT);
-	/* the engine is ready for the next APDU (after the driver's reset) */
+	/* 11.6.3.2: only a reset brings the card back; no APDU goes before it */
+	assert_true(ext.t1.needs_reset);
+	assert_true(ext.t1.resynch_pending);
 	assert_int_equal(smc_t1_reply(&ext, SMC_OK, NULL, 0), SMC_ERR_INVALID_STATE);
+	refused(5);
+	refused(5);
+	/* the driver resets the card and starts T=1 again */
+	smc_t1_init(&ext, 0);
+	assert_false(ext.t1.needs_reset);
+	assert_false(ext.t1.resynch_pending);
 	begin(5, 258);
 	want_i_part(I(0, 0), 0, 5);
 }
@@ -680,9 +701,14 @@ static void t1_card_abort_ends_the_exchange(void **state)
 	more(card(S_REQ(ABORT), NULL, 0));
 	want(S_RSP(ABORT), NULL, 0);
 	assert_int_equal(card(R(0, 0), NULL, 0), SMC_ERR_COMM);
-	/* next APDU */
+	/* whether the card took our I(0,M) is unknown: the next APDU resynchs first */
+	assert_true(ext.t1.resynch_pending);
 	start(5, 258);
+	want(S_REQ(RESYNCH), NULL, 0);
+	more(card(S_RSP(RESYNCH), NULL, 0));
 	want_i_part(I(0, 0), 0, 5);
+	card_ends_ok(0);
+	assert_false(ext.t1.resynch_pending);
 }
 
 static void t1_response_overflow_aborts_the_chain(void **state)
@@ -725,7 +751,13 @@ static void t1_response_overflow_in_last_block_and_abort_failure(void **state)
 	want(S_REQ(ABORT), NULL, 0);
 	more(card(I(0, 1), part, sizeof(part)));
 	want(S_REQ(ABORT), NULL, 0);
+	assert_false(ext.t1.resynch_pending);
 	assert_int_equal(mute(), SMC_ERR_BUFFER_TOO_SMALL);
+	/* the card never confirmed the abort: it may still be in its chain */
+	assert_true(ext.t1.resynch_pending);
+	assert_false(ext.t1.needs_reset);
+	begin(5, 10);
+	want(S_REQ(RESYNCH), NULL, 0);
 }
 
 static void t1_response_without_status_words_is_an_error(void **state)
@@ -737,6 +769,328 @@ static void t1_response_without_status_words_is_an_error(void **state)
 	begin(5, 258);
 	more(card(I(1, 1), NULL, 0));
 	assert_int_equal(card(I(0, 0), NULL, 0), SMC_ERR_COMM);
+}
+
+/* ---- staying in step across exchanges ------------------------------------ */
+
+/* A card that follows 11.6 from its side (rules 1, 7.1, 7.2 and RESYNCH), for
+ * one-block APDUs: its response is the INS of the command, the number of the
+ * APDUs it has run, 90 00. It decides its answers by the rules alone, so a
+ * stale response shows up as the wrong INS. */
+struct model {
+	uint8_t exp;                    /* N(S) it expects in our next I-block */
+	uint8_t ns;                     /* N(S) of its next I-block */
+	uint8_t last[SMC_T1_BLOCK_MAX]; /* its last I-block, sent again on request */
+	size_t last_len;
+	unsigned executed;              /* APDUs it ran */
+	unsigned resynchs;              /* S(RESYNCH request)s it answered */
+};
+static struct model vc;
+
+static void model_reset(void)
+{
+	memset(&vc, 0, sizeof(vc));
+}
+
+static size_t model_r_block(uint8_t *out)
+{
+	return frame(out, 0, R(vc.exp, 2), NULL, 0);
+}
+
+/* The card's answer to the engine's block of the moment, into out. */
+static size_t model_answer(uint8_t *out)
+{
+	const uint8_t *b = ext.t1.block;
+	uint8_t pcb = b[1];
+
+	if ((pcb & 0x80) == 0) {
+		uint8_t resp[4];
+
+		assert_int_equal(pcb & 0x20, 0); /* one-block APDUs only */
+		if (((pcb & 0x40) ? 1 : 0) != vc.exp)
+			return model_r_block(out); /* not the I-block it expects */
+		vc.exp ^= 1;
+		vc.executed++;
+		resp[0] = b[4];
+		resp[1] = (uint8_t)vc.executed;
+		resp[2] = 0x90;
+		resp[3] = 0x00;
+		vc.last_len = frame(vc.last, 0, I(vc.ns, 0), resp, sizeof(resp));
+		vc.ns ^= 1;
+		memcpy(out, vc.last, vc.last_len);
+		return vc.last_len;
+	}
+	if ((pcb & 0xC0) == 0x80) {
+		/* R(N(R) = N(S) of its last I-block): send that I-block again */
+		if (vc.last_len > 0 && ((pcb & 0x10) ? 1 : 0) == (vc.ns ^ 1)) {
+			memcpy(out, vc.last, vc.last_len);
+			return vc.last_len;
+		}
+		return model_r_block(out);
+	}
+	switch (pcb) {
+	case S_REQ(RESYNCH):
+		vc.exp = vc.ns = 0;
+		vc.last_len = 0;
+		vc.resynchs++;
+		return frame(out, 0, S_RSP(RESYNCH), NULL, 0);
+	case S_REQ(IFS):
+		return frame(out, 0, S_RSP(IFS), b + 3, 1);
+	case S_REQ(ABORT):
+		return frame(out, 0, S_RSP(ABORT), NULL, 0);
+	default:
+		return model_r_block(out);
+	}
+}
+
+/* The engine's block reaches the card and the card's answer comes back. */
+static smc_status deliver(void)
+{
+	uint8_t b[SMC_T1_BLOCK_MAX];
+	size_t n = model_answer(b);
+
+	return card_raw(b, n);
+}
+
+/* The engine's block reaches the card; the card's answer is lost. */
+static smc_status answer_lost(void)
+{
+	uint8_t b[SMC_T1_BLOCK_MAX];
+
+	(void)model_answer(b);
+	return mute();
+}
+
+static const uint8_t read_binary[] = { 0x00, 0xB0, 0x00, 0x00, 0x02 };
+static const uint8_t verify[] = { 0x00, 0x20, 0x00, 0x81, 0x04, '1', '2', '3', '4' };
+
+static void begin_apdu(const uint8_t *a, size_t len)
+{
+	memcpy(apdu, a, len);
+	begin(len, 258);
+}
+
+/* The review's case: the card runs READ BINARY, its answer is lost, the
+ * driver's time budget ends the exchange before its R-block goes out. Without
+ * a RESYNCH the card, expecting I(1), would refuse VERIFY's I(0); our R-block
+ * would make it repeat READ BINARY's response, taken for VERIFY's. */
+static void t1_next_apdu_after_a_lost_answer_resynchs_and_gets_its_own_response(void **state)
+{
+	const uint8_t verify_resp[] = { 0x20, 2, 0x90, 0x00 };
+	const uint8_t read_resp[] = { 0xB0, 3, 0x90, 0x00 };
+
+	(void)state;
+	slot(false, 32, 0);
+	model_reset();
+	begin_apdu(read_binary, sizeof(read_binary));
+	want(I(0, 0), read_binary, sizeof(read_binary));
+	more(answer_lost());
+	want(R(0, 2), NULL, 0);
+	more(answer_lost()); /* the card sends READ BINARY's response again: lost too */
+	want(R(0, 2), NULL, 0);
+	smc_t1_abandon(&ext); /* budget spent: this R-block never goes */
+	assert_int_equal(vc.executed, 1);
+	assert_true(ext.t1.resynch_pending);
+	assert_false(ext.t1.needs_reset);
+	assert_int_equal(smc_t1_reply(&ext, SMC_OK, NULL, 0), SMC_ERR_INVALID_STATE);
+
+	/* VERIFY: RESYNCH first, then VERIFY itself, which the card runs */
+	begin_apdu(verify, sizeof(verify));
+	want(S_REQ(RESYNCH), NULL, 0);
+	more(deliver());
+	assert_false(ext.t1.resynch_pending);
+	want(I(0, 0), verify, sizeof(verify));
+	assert_int_equal(deliver(), SMC_OK);
+	assert_int_equal(vc.executed, 2);
+	assert_int_equal(vc.resynchs, 1);
+	assert_int_equal(ext.io.reply_len, sizeof(verify_resp));
+	assert_memory_equal(reply, verify_resp, sizeof(verify_resp));
+
+	/* the sequence goes on from there, without RESYNCH */
+	begin_apdu(read_binary, sizeof(read_binary));
+	want(I(1, 0), read_binary, sizeof(read_binary));
+	assert_int_equal(deliver(), SMC_OK);
+	assert_memory_equal(reply, read_resp, sizeof(read_resp));
+	assert_int_equal(vc.resynchs, 1);
+}
+
+/* The same card, but the driver feeds "mute" for every block after the lost
+ * answer (they never reach the card): the recovery RESYNCH fails 3 times, the
+ * next APDU is refused until a reset, and after it VERIFY gets its own answer. */
+static void t1_recovery_resynch_unanswered_needs_a_reset(void **state)
+{
+	const uint8_t verify_resp[] = { 0x20, 1, 0x90, 0x00 };
+
+	(void)state;
+	slot(false, 32, 0);
+	model_reset();
+	begin_apdu(read_binary, sizeof(read_binary));
+	more(answer_lost());
+	for (int k = 0; k < 3; k++) {
+		want(R(0, 2), NULL, 0);
+		more(mute());
+	}
+	for (int k = 0; k < 2; k++) {
+		want(S_REQ(RESYNCH), NULL, 0);
+		more(mute());
+	}
+	want(S_REQ(RESYNCH), NULL, 0);
+	assert_int_equal(mute(), SMC_ERR_TIMEOUT);
+	assert_true(ext.t1.needs_reset);
+	assert_true(ext.t1.resynch_pending);
+	memcpy(apdu, verify, sizeof(verify));
+	refused(sizeof(verify));
+	assert_int_equal(vc.executed, 1);
+
+	/* the driver resets the card (a fresh card state) and starts T=1 again */
+	model_reset();
+	smc_t1_init(&ext, 0);
+	begin_apdu(verify, sizeof(verify));
+	want(I(0, 0), verify, sizeof(verify));
+	assert_int_equal(deliver(), SMC_OK);
+	assert_memory_equal(reply, verify_resp, sizeof(verify_resp));
+}
+
+/* 11.6.3.2 before the APDU: N(S) = N(R) = 0, IFSC from the ATR, IFSD 32 with
+ * our S(IFS request) queued again; then the APDU runs. */
+static void t1_abandoned_exchange_resynchs_with_defaults_before_the_next_apdu(void **state)
+{
+	(void)state;
+	slot(false, 48, 254);
+	start(100, 258);
+	want_s(S_REQ(IFS), 254);
+	more(card_s(S_RSP(IFS), 254));
+	want_i_part(I(0, 1), 0, 48);
+	more(card_s(S_REQ(IFS), 100)); /* the card raises IFSC */
+	want_s(S_RSP(IFS), 100);
+	more(card(R(1, 0), NULL, 0));
+	want_i_part(I(1, 0), 48, 52);
+	smc_t1_abandon(&ext);
+	assert_true(ext.t1.resynch_pending);
+	assert_int_equal(smc_t1_reply(&ext, SMC_OK, NULL, 0), SMC_ERR_INVALID_STATE);
+
+	start(5, 258);
+	want(S_REQ(RESYNCH), NULL, 0);
+	more(card(S_RSP(RESYNCH), NULL, 0));
+	assert_int_equal(ext.t1.ns, 0);
+	assert_int_equal(ext.t1.nr, 0);
+	assert_int_equal(ext.t1.ifsc, 48);
+	assert_int_equal(ext.t1.ifsd, 32);
+	assert_true(ext.t1.ifsd_pending);
+	assert_false(ext.t1.resynch_pending);
+	want_s(S_REQ(IFS), 254);
+	more(card_s(S_RSP(IFS), 254));
+	want_i_part(I(0, 0), 0, 5);
+	card_ends_ok(0);
+	assert_int_equal(ext.io.reply_len, 2);
+
+	/* with no exchange in progress, abandon changes nothing */
+	smc_t1_abandon(&ext);
+	smc_t1_abandon(NULL);
+	assert_false(ext.t1.resynch_pending);
+	exchange_ok(1, 1);
+}
+
+/* The RESYNCH before an APDU is sent again after a mute card or an invalid
+ * answer (rule 7.3), and the APDU goes on once it is answered. */
+static void t1_resynch_before_an_apdu_is_sent_again_after_invalid_answers(void **state)
+{
+	uint8_t b[16];
+	size_t n;
+
+	(void)state;
+	slot(true, 32, 0);
+	start(5, 258);
+	want_i_part(I(0, 0), 0, 5);
+	assert_int_equal(smc_t1_reply(&ext, SMC_ERR_CANCELLED, NULL, 0), SMC_ERR_CANCELLED);
+	begin(5, 258);
+	want(S_REQ(RESYNCH), NULL, 0);
+	n = frame(b, 0, S_RSP(RESYNCH), NULL, 0);
+	b[n - 1] ^= 0x10; /* bad CRC */
+	more(card_raw(b, n));
+	want(S_REQ(RESYNCH), NULL, 0);
+	more(card_s(S_REQ(WTX), 2));
+	want(S_REQ(RESYNCH), NULL, 0);
+	more(card(S_RSP(RESYNCH), NULL, 0));
+	want_i_part(I(0, 0), 0, 5);
+	more(mute()); /* ordinary recovery within the APDU */
+	want(R(0, 2), NULL, 0);
+	card_ends_ok(0);
+	assert_false(ext.t1.resynch_pending);
+	assert_false(ext.t1.needs_reset);
+}
+
+static void t1_resynch_before_an_apdu_unanswered_fails_and_needs_a_reset(void **state)
+{
+	(void)state;
+	slot(false, 32, 0);
+	start(5, 258);
+	want_i_part(I(0, 0), 0, 5);
+	smc_t1_abandon(&ext);
+	begin(5, 258);
+	for (int k = 0; k < 2; k++) {
+		want(S_REQ(RESYNCH), NULL, 0);
+		more(mute());
+	}
+	want(S_REQ(RESYNCH), NULL, 0);
+	assert_int_equal(mute(), SMC_ERR_COMM);
+	assert_true(ext.t1.needs_reset);
+	assert_true(ext.t1.resynch_pending);
+	refused(5);
+	refused(5);
+	/* after the driver's reset */
+	smc_t1_init(&ext, 0);
+	assert_false(ext.t1.needs_reset);
+	assert_false(ext.t1.resynch_pending);
+	exchange_ok(0, 0);
+}
+
+/* Exchanges that end in step, even in error, send no RESYNCH before the next
+ * APDU: recovered errors, a response without SW1 SW2 or too long for the
+ * buffer, our S(ABORT) confirmed, a recovery RESYNCH answered, a malformed
+ * APDU that never left. */
+static void t1_exchanges_that_end_in_step_need_no_resynch(void **state)
+{
+	uint8_t part[32];
+
+	(void)state;
+	memset(part, 0x66, sizeof(part));
+	slot(false, 32, 0);
+	start(5, 258);
+	more(smc_t1_reply(&ext, SMC_ERR_COMM, NULL, 0));
+	want(R(0, 1), NULL, 0);
+	card_ends_ok(0);
+	exchange_ok(1, 1);
+	assert_false(ext.t1.resynch_pending);
+
+	start(5, 258);
+	assert_int_equal(card(I(0, 0), sw_ok, 1), SMC_ERR_COMM);
+	assert_false(ext.t1.resynch_pending);
+	start(5, 10);
+	want_i_part(I(1, 0), 0, 5);
+	assert_int_equal(card(I(1, 0), part, 20), SMC_ERR_BUFFER_TOO_SMALL);
+	assert_false(ext.t1.resynch_pending);
+	start(5, 40);
+	want_i_part(I(0, 0), 0, 5);
+	more(card(I(0, 1), part, 32));
+	more(card(I(1, 1), part, 32));
+	want(S_REQ(ABORT), NULL, 0);
+	assert_int_equal(card(S_RSP(ABORT), NULL, 0), SMC_ERR_BUFFER_TOO_SMALL);
+	assert_false(ext.t1.resynch_pending);
+
+	ext.io.request_len = 0;
+	assert_int_equal(smc_t1_request(&ext), SMC_ERR_INVALID_PARAM);
+	assert_false(ext.t1.resynch_pending);
+
+	start(5, 258);
+	want_i_part(I(1, 0), 0, 5);
+	for (int k = 0; k < 4; k++)
+		more(mute());
+	want(S_REQ(RESYNCH), NULL, 0);
+	assert_int_equal(card(S_RSP(RESYNCH), NULL, 0), SMC_ERR_TIMEOUT);
+	assert_false(ext.t1.resynch_pending);
+	assert_false(ext.t1.needs_reset);
+	exchange_ok(0, 0);
 }
 
 /* ---- malformed blocks --------------------------------------------------- */
@@ -916,10 +1270,18 @@ static void t1_reader_errors_end_the_exchange(void **state)
 	start(40, 258);
 	more(card(R(1, 0), NULL, 0));
 	assert_int_equal(smc_t1_reply(&ext, SMC_ERR_NO_MEDIA, NULL, 0), SMC_ERR_NO_MEDIA);
+	/* our I(1,M) may have reached the card: the next APDU resynchs first */
+	assert_true(ext.t1.resynch_pending);
 	begin(40, 258);
-	want_i_part(I(1, 1), 0, 32);
+	want(S_REQ(RESYNCH), NULL, 0);
 	assert_int_equal(smc_t1_reply(&ext, SMC_ERR_NO_DEVICE, NULL, 0), SMC_ERR_NO_DEVICE);
 	assert_int_equal(smc_t1_reply(&ext, SMC_OK, NULL, 0), SMC_ERR_INVALID_STATE);
+	assert_true(ext.t1.resynch_pending);
+	assert_false(ext.t1.needs_reset);
+	begin(40, 258);
+	want(S_REQ(RESYNCH), NULL, 0);
+	more(card(S_RSP(RESYNCH), NULL, 0));
+	want_i_part(I(0, 1), 0, 32);
 }
 
 static void t1_reader_negotiated_ifsd_is_the_readers_maximum(void **state)
@@ -1055,7 +1417,7 @@ static void t1_random_cards_never_hang_or_overrun(void **state)
 {
 	unsigned saved = smc_log_mask;
 	uint8_t b[600];
-	unsigned iterations = 0, exchanges = 0, ok = 0;
+	unsigned iterations = 0, exchanges = 0, ok = 0, resynchs = 0, resets = 0, abandoned = 0;
 	size_t cap, len;
 	smc_status st;
 
@@ -1063,19 +1425,34 @@ static void t1_random_cards_never_hang_or_overrun(void **state)
 	smc_log_mask = 0;
 	while (iterations < 20000) {
 		unsigned steps = 0;
+		bool pending;
 
+		assert_true(exchanges < 200000);
 		if (exchanges % 16 == 0)
 			slot(below(2), (uint8_t)(1 + below(254)), below(3) ? 0 : (uint8_t)(1 + below(254)));
 		len = 1 + below(600);
 		make_apdu(len);
+		if (ext.t1.needs_reset) {
+			/* refused until the driver's reset */
+			refused(len);
+			assert_true(ext.t1.resynch_pending);
+			smc_t1_init(&ext, ext.t1.ifsd_want);
+			resets++;
+		}
 		cap = below(300);
 		memset(reply, CANARY, sizeof(reply));
 		ext.io.request = apdu;
 		ext.io.request_len = len;
 		ext.io.reply = reply;
 		ext.io.reply_cap = cap;
+		pending = ext.t1.resynch_pending;
 		st = smc_t1_request(&ext);
 		exchanges++;
+		/* S(RESYNCH request) opens an APDU exactly when the last one left the
+		 * two sides possibly out of step */
+		assert_int_equal(st, SMC_OK);
+		assert_int_equal(ext.t1.block[1] == S_REQ(RESYNCH), pending);
+		resynchs += pending;
 		while (st == SMC_OK) {
 			size_t n;
 			uint32_t what = below(40);
@@ -1088,7 +1465,12 @@ static void t1_random_cards_never_hang_or_overrun(void **state)
 				st = smc_t1_reply(&ext, SMC_ERR_COMM, NULL, 0);
 			else if (what == 2 && below(20) == 0)
 				st = smc_t1_reply(&ext, SMC_ERR_NO_MEDIA, NULL, 0);
-			else {
+			else if (what == 3 && below(20) == 0) {
+				smc_t1_abandon(&ext); /* the driver's budget ran out */
+				assert_true(ext.t1.resynch_pending);
+				abandoned++;
+				st = SMC_ERR_TIMEOUT;
+			} else {
 				n = random_block(b, sizeof(b));
 				st = smc_t1_reply(&ext, SMC_OK, b, n);
 			}
@@ -1103,13 +1485,19 @@ static void t1_random_cards_never_hang_or_overrun(void **state)
 		if (st == SMC_OK) {
 			ok++;
 			assert_true(ext.io.reply_len >= 2 && ext.io.reply_len <= cap);
+			assert_false(ext.t1.resynch_pending);
 		}
+		if (ext.t1.needs_reset)
+			assert_true(ext.t1.resynch_pending);
 		for (size_t i = cap; i < cap + 64; i++)
 			assert_int_equal(reply[i], CANARY);
 		assert_int_equal(smc_t1_reply(&ext, SMC_OK, b, 5), SMC_ERR_INVALID_STATE);
 	}
-	print_message("random cards: %u blocks, %u exchanges, %u complete\n", iterations, exchanges, ok);
+	print_message("random cards: %u blocks, %u exchanges, %u complete, "
+		      "%u RESYNCH first, %u resets, %u abandoned\n",
+		      iterations, exchanges, ok, resynchs, resets, abandoned);
 	assert_true(exchanges > 100);
+	assert_true(resynchs > 0 && resets > 0 && abandoned > 0);
 	smc_log_mask = saved;
 }
 
@@ -1143,6 +1531,12 @@ int main(void)
 		cmocka_unit_test(t1_response_overflow_aborts_the_chain),
 		cmocka_unit_test(t1_response_overflow_in_last_block_and_abort_failure),
 		cmocka_unit_test(t1_response_without_status_words_is_an_error),
+		cmocka_unit_test(t1_next_apdu_after_a_lost_answer_resynchs_and_gets_its_own_response),
+		cmocka_unit_test(t1_recovery_resynch_unanswered_needs_a_reset),
+		cmocka_unit_test(t1_abandoned_exchange_resynchs_with_defaults_before_the_next_apdu),
+		cmocka_unit_test(t1_resynch_before_an_apdu_is_sent_again_after_invalid_answers),
+		cmocka_unit_test(t1_resynch_before_an_apdu_unanswered_fails_and_needs_a_reset),
+		cmocka_unit_test(t1_exchanges_that_end_in_step_need_no_resynch),
 		cmocka_unit_test(t1_malformed_blocks_get_r_block_other_error),
 		cmocka_unit_test(t1_foreign_nad_is_accepted),
 		cmocka_unit_test(t1_endless_wtx_is_bounded),

@@ -44,6 +44,24 @@ smc_status ccid_t1_block_tpdu(struct smc_ext *ext, const uint8_t *tx, size_t tx_
 	return ccid_t1_rx_status(st, &a, rx_len);
 }
 
+/* The APDU's time is up (ccid_xfr_block would send nothing more): the block
+ * the engine built never goes out. */
+static bool budget_spent(struct smc_ext *ext)
+{
+	struct ccid_slot *s = ccid_slot_of(ext);
+
+	return s->apdu_deadline != 0 && ccid_xfer_now_ms(&s->reader->xfer) >= s->apdu_deadline;
+}
+
+/* After the exchange: a card that did not answer S(RESYNCH) (7816-3
+ * 11.6.3.2) is out of step for good until it is reset. */
+static smc_status exchange_end(struct smc_ext *ext, smc_status st)
+{
+	if (ext->t1.needs_reset)
+		ccid_card_out_of_step(ext, "T=1: the card did not answer S(RESYNCH request)");
+	return st;
+}
+
 smc_status ccid_exchange_t1(struct smc_ext *ext)
 {
 	struct ccid_slot *s = ccid_slot_of(ext);
@@ -55,6 +73,14 @@ smc_status ccid_exchange_t1(struct smc_ext *ext)
 		size_t rx_len = 0;
 		smc_status rx;
 
+		if (budget_spent(ext)) {
+			/* the next APDU starts with S(RESYNCH): where this one stopped
+			 * is unknown to the card */
+			log_critical("slot %u: the APDU has used its %u ms: T=1 exchange given up",
+				     s->index, CCID_APDU_BUDGET_MS);
+			smc_t1_abandon(ext);
+			return SMC_ERR_TIMEOUT;
+		}
 		if (character)
 			rx = ccid_t1_block_char(ext, t1->block, t1->block_len, t1->wtx, s->t1_rx,
 						sizeof(s->t1_rx), &rx_len);
@@ -66,5 +92,5 @@ smc_status ccid_exchange_t1(struct smc_ext *ext)
 			break;
 		st = smc_t1_request(ext);
 	}
-	return st;
+	return exchange_end(ext, st);
 }

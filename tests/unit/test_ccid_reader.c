@@ -587,6 +587,46 @@ static void t1_wtx_storm_ends_within_the_apdu_budget(void **state)
 	assert_true(took <= CCID_APDU_BUDGET_MS + 2000);
 	/* the WTX multiplier went to the reader as bBWI */
 	assert_int_equal(fake_sent_last_type(f->fd, 0x6F, NULL)[7], 0xFF);
+	/* given up, not lost: the next APDU starts with S(RESYNCH request) */
+	assert_true(f->ext->t1.resynch_pending);
+	assert_false(f->ext->t1.needs_reset);
+	assert_int_equal(f->ext->reader_caps.current_state, SMC_STATE_SPECIFIC);
+	close_fixture(f);
+}
+
+/* A T=1 card that went mute for good: R-blocks, then S(RESYNCH request)
+ * three times, all unanswered (the reader says "mute" at once). The card
+ * is then powered off and the slot left PRESENT: no later APDU can meet an
+ * answer the card still owes; a reset brings it back. */
+static void mute_for_good(struct fake_dev *fd, const uint8_t *msg, size_t len, void *ctx)
+{
+	if (len >= 10 && msg[0] == 0x6F)
+		fake_rx_answer(fd, 0x80, 0x40, 0xFE, 0, NULL, 0);
+	else
+		device(fd, msg, len, ctx);
+}
+
+static void t1_card_mute_for_good_is_powered_off(void **state)
+{
+	static const uint8_t apdu[] = { 0x00, 0xB0, 0x00, 0x00, 0x10 };
+	uint8_t d[54];
+	struct fixture *f;
+
+	(void)state;
+	make_desc(d, FEAT_TPDU_MANUAL | 0x40 | 0x400, 3, 65554);
+	f = open_with(d, t1_atr, sizeof(t1_atr));
+	assert_int_equal(power(f, SMC_POWER_COLD), SMC_OK);
+	assert_int_equal(set_protocol(f, SMC_PROTOCOL_T1), SMC_OK);
+	fake_set_responder(f->fd, mute_for_good, &f->dev);
+	assert_int_equal(transmit(f, apdu, sizeof(apdu), sizeof(f->reply)), SMC_ERR_TIMEOUT);
+	assert_int_equal(fake_sent_count_type(f->fd, 0x6F), 7); /* I, 3 R, 3 RESYNCH */
+	assert_int_equal(fake_sent_count_type(f->fd, 0x63), 1);
+	assert_int_equal(f->ext->reader_caps.current_state, SMC_STATE_PRESENT);
+	assert_int_equal(transmit(f, apdu, sizeof(apdu), sizeof(f->reply)), SMC_ERR_INVALID_STATE);
+	fake_set_responder(f->fd, device, &f->dev);
+	assert_int_equal(power(f, SMC_POWER_WARM), SMC_OK);
+	assert_int_equal(set_protocol(f, SMC_PROTOCOL_T1), SMC_OK);
+	assert_false(f->ext->t1.needs_reset);
 	close_fixture(f);
 }
 
@@ -1068,6 +1108,7 @@ int main(void)
 		cmocka_unit_test(set_protocol_t1_sends_t1_parameters_at_apdu_level),
 		cmocka_unit_test(set_protocol_t1_at_tpdu_level_sets_speed_and_starts_t1),
 		cmocka_unit_test(t1_wtx_storm_ends_within_the_apdu_budget),
+		cmocka_unit_test(t1_card_mute_for_good_is_powered_off),
 		cmocka_unit_test(time_extensions_end_within_the_apdu_budget),
 		cmocka_unit_test(unanswered_pps_costs_the_initial_waiting_time),
 		cmocka_unit_test(set_parameters_refused_by_reader_is_comm_error),

@@ -4,7 +4,8 @@
  *   unplug | replug       unbind / bind the UDC (a hot unplug for the host)
  *   hwerror N             a HardwareError (overcurrent) for slot N
  *   fault NAME [COUNT]    the reader misbehaves for its next COUNT (default 1)
- *                         uses of fault NAME (vr_set_fault; COUNT 0: off)
+ *                         uses of fault NAME (vr_set_fault; COUNT 0: off);
+ *                         "zlp" and "stall" are carried out by ffs_io.c
  *   fault off             every fault off
  *   status                "ok bound=.. enabled=.. cards=.. out=.. in=.. ..."
  *   quit                  stop the program (as SIGTERM does)
@@ -113,14 +114,10 @@ static void hw_error(struct ffs *f, const char *arg, char *out, size_t cap)
 	vr_hardware_error(f->vr, slot, 1);
 	pthread_cond_broadcast(&f->wake);
 	pthread_mutex_unlock(&f->lock);
+	ffs_log("control: HardwareError (overcurrent) for slot %u on the interrupt endpoint", slot);
 	snprintf(out, cap, "ok");
 }
 
-/* The core's fault names (vreader.h, vr_set_fault), for "fault off". */
-static const char *const fault_names[] = {
-	"wrong-seq", "wrong-slot", "truncate", "long-length", "mute", "time-storm",
-	"t1-bad-edc", "t1-lost",
-};
 #define FAULT_COUNT_MAX 1000u
 
 /* fault NAME [COUNT] | fault off */
@@ -129,7 +126,6 @@ static void fault(struct ffs *f, const char *name, const char *count, char *out,
 	const char *why = NULL;
 	unsigned long n = 1;
 	char *end;
-	size_t i;
 	int rc = 0;
 
 	if (name == NULL) {
@@ -146,12 +142,10 @@ static void fault(struct ffs *f, const char *name, const char *count, char *out,
 		}
 	}
 	pthread_mutex_lock(&f->lock);
-	if (strcmp(name, "off") == 0) {
-		for (i = 0; i < sizeof(fault_names) / sizeof(fault_names[0]) && rc == 0; i++)
-			rc = vr_set_fault(f->vr, fault_names[i], 0, &why);
-	} else {
+	if (strcmp(name, "off") == 0)
+		vr_faults_off(f->vr);
+	else
 		rc = vr_set_fault(f->vr, name, (unsigned)n, &why);
-	}
 	pthread_mutex_unlock(&f->lock);
 	if (rc != 0) {
 		snprintf(out, cap, "error: fault '%.32s': %s", name, why ? why : "refused");

@@ -1,7 +1,8 @@
 /* One thread per endpoint, blocking I/O on the FunctionFS files:
  *   ep0   events and class requests (ffs_ep0.c)
  *   ep1   bulk OUT: USB packets reassembled into CCID messages (10-byte header)
- *   ep2   bulk IN: each queued answer, a zero-length packet after a full one
+ *   ep2   bulk IN: each queued answer, a zero-length packet after a full one;
+ *         the faults "zlp" and "stall" strike here, before an answer
  *   ep3   interrupt IN: NotifySlotChange / HardwareError
  * Endpoint files block until the host enables the function, and fail
  * (ESHUTDOWN, ECONNRESET...) when it is disabled or unplugged: the threads then
@@ -227,6 +228,78 @@ static void pace_time_extension(struct ffs *f, const uint8_t *m)
 		nanosleep(&ts, NULL);
 }
 
+/* Fault "stall": bulk IN halted before an answer. FunctionFS halts an
+ * endpoint when the function does I/O against its direction: a read() on an
+ * IN endpoint file sets the halt (usb_ep_set_halt) and fails with EBADMSG
+ * (f_fs.c, ffs_epfile_io). The host's bulk IN transfers then fail with a stall
+ * (EPIPE) until it sends CLEAR_FEATURE(ENDPOINT_HALT) (USB 2.0 9.4.1), which
+ * the UDC answers by itself without telling the function (dummy_hcd does).
+ * The answer written next waits in the UDC's queue until then. The halt must
+ * come first: dummy_hcd refuses to halt an IN endpoint with a request queued
+ * (EAGAIN). A request can be queued even though every write() returned:
+ * dummy_hcd completes an IN request of up to 64 bytes at once and keeps its
+ * data in a one-request FIFO until the host reads it, so the previous answer
+ * may still be there when a host lags one answer behind. Hence the retries,
+ * bounded: the host empties the FIFO with its next read. */
+#define HALT_RETRY_MS 10
+#define HALT_RETRIES 200   /* 2 s */
+
+static void halt_bulk_in(struct ffs *f)
+{
+	const struct timespec pause = { 0, HALT_RETRY_MS * 1000000L };
+	unsigned tries = 0;
+	uint8_t byte;
+	ssize_t r;
+
+	for (;;) {
+		r = read(f->ep_in, &byte, 1);
+		if (r < 0 && errno == EINTR && !ffs_stopping(f))
+			continue;
+		if (!(r < 0 && errno == EAGAIN) || ++tries > HALT_RETRIES || ffs_stopping(f))
+			break;
+		nanosleep(&pause, NULL);
+	}
+	if (r < 0 && errno == EBADMSG)
+		ffs_log("bulk IN halted (fault stall%s): the answer goes out once the host clears the halt",
+			tries > 0 ? ", after the host read the answer before" : "");
+	else if (r < 0)
+		ffs_log("bulk IN: fault stall: cannot halt the endpoint (%s%s); the answer goes out as usual",
+			strerror(errno),
+			errno == EAGAIN ? ": the host left an earlier answer unread for 2 s" : "");
+	else
+		ffs_log("bulk IN: fault stall: a read on the IN endpoint returned %zd bytes instead of "
+			"halting it; the answer goes out as usual", r);
+}
+
+/* Fault "zlp": a zero-length packet before an answer. A write() of 0 bytes on
+ * an endpoint file queues a zero-length request: the host's bulk IN transfer
+ * ends with no data, and the answer comes in the next one. */
+static void zlp_before_answer(struct ffs *f)
+{
+	uint8_t none = 0;
+
+	if (write_all(f, f->ep_in, &none, 0) == 0)
+		ffs_log("bulk IN: zero-length packet sent before the answer (fault zlp)");
+	else if (!ffs_quiet_error(errno))
+		ffs_log("bulk IN: fault zlp: zero-length packet: %s", strerror(errno));
+}
+
+/* The front-end faults for the answer just taken from the reader (under the
+ * lock: the reader is not thread-safe), carried out before it is sent. */
+static void front_faults(struct ffs *f)
+{
+	bool zlp, stall;
+
+	pthread_mutex_lock(&f->lock);
+	stall = vr_front_fault(f->vr, VR_FAULT_STALL);
+	zlp = vr_front_fault(f->vr, VR_FAULT_ZLP);
+	pthread_mutex_unlock(&f->lock);
+	if (stall)
+		halt_bulk_in(f);
+	if (zlp)
+		zlp_before_answer(f);
+}
+
 static void *bulk_in_thread(void *arg)
 {
 	struct ffs *f = arg;
@@ -241,6 +314,7 @@ static void *bulk_in_thread(void *arg)
 		n = wait_message(f, vr_bulk_in, buf, cap, &f->n_in);
 		if (n == 0)
 			continue;
+		front_faults(f);
 		ffs_hex(f, "bulk IN", buf, n);
 		if (write_all(f, f->ep_in, buf, n) != 0) {
 			if (!ffs_quiet_error(errno))

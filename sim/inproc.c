@@ -27,6 +27,9 @@ struct inproc {
 	uint8_t *msg;            /* the bulk IN message being delivered */
 	size_t msg_len, msg_off;
 	int zlp_pending;
+	/* Front-end faults (vr_front_fault) for the message being delivered,
+	 * taken when it leaves the reader, carried out before its first byte. */
+	int stall_before, zlp_before;
 };
 
 static struct inproc *ip_of(struct ccid_transport *tp)
@@ -61,7 +64,9 @@ static tp_status ip_send(struct ccid_transport *tp, const uint8_t *buf, size_t l
 	return st;
 }
 
-/* Under the lock: a message to deliver, waiting until the deadline if none. */
+/* Under the lock: a message to deliver, waiting until the deadline if none.
+ * The faults "stall" and "zlp" it takes are carried out before its first
+ * byte. */
 static tp_status next_message(struct inproc *ip, unsigned timeout_ms)
 {
 	struct timespec ts;
@@ -72,11 +77,38 @@ static tp_status next_message(struct inproc *ip, unsigned timeout_ms)
 			return TP_NO_DEVICE;
 		ip->msg_len = vr_bulk_in(ip->vr, ip->msg, MSG_MAX);
 		ip->msg_off = 0;
-		if (ip->msg_len > 0)
+		if (ip->msg_len > 0) {
+			ip->stall_before = vr_front_fault(ip->vr, VR_FAULT_STALL);
+			ip->zlp_before = vr_front_fault(ip->vr, VR_FAULT_ZLP);
 			return TP_OK;
+		}
 		if (pthread_cond_timedwait(&ip->cond, &ip->lock, &ts) == ETIMEDOUT)
 			return TP_TIMEOUT;
 	}
+}
+
+/* Under the lock, before a message's first byte: fault "stall" fails this
+ * receive with TP_STALL, as a halted bulk IN endpoint does; the halt counts as
+ * cleared at once, as the libusb transport clears it before it returns
+ * TP_STALL (USB 2.0 9.4.5), so the message comes with the next receive. Fault
+ * "zlp" makes this receive a zero-length transfer. Returns 1 when one of them
+ * took this receive. */
+static int front_fault(struct inproc *ip, tp_status *st)
+{
+	if (ip->stall_before) {
+		ip->stall_before = 0;
+		vr_info("in-process bulk IN: stalled before a %zu-byte message (fault stall)",
+			ip->msg_len);
+		*st = TP_STALL;
+		return 1;
+	}
+	if (ip->zlp_before) {
+		ip->zlp_before = 0;
+		vr_info("in-process bulk IN: zero-length packet before a %zu-byte message (fault zlp)",
+			ip->msg_len);
+		return 1;
+	}
+	return 0;
 }
 
 /* One transfer: the rest of the message up to cap (or one packet when
@@ -100,6 +132,8 @@ static tp_status ip_receive(struct ccid_transport *tp, uint8_t *buf, size_t cap,
 		if (st != TP_OK)
 			goto out;
 	}
+	if (ip->msg_off == 0 && front_fault(ip, &st))
+		goto out;
 	n = ip->msg_len - ip->msg_off;
 	if (n > cap)
 		n = cap;
@@ -277,6 +311,27 @@ void inproc_remove_card(struct ccid_transport *tp, unsigned slot)
 
 	pthread_mutex_lock(&ip->lock);
 	vr_remove_card(ip->vr, slot);
+	pthread_cond_broadcast(&ip->cond);
+	pthread_mutex_unlock(&ip->lock);
+}
+
+int inproc_set_fault(struct ccid_transport *tp, const char *name, unsigned count, const char **why)
+{
+	struct inproc *ip = ip_of(tp);
+	int rc;
+
+	pthread_mutex_lock(&ip->lock);
+	rc = vr_set_fault(ip->vr, name, count, why);
+	pthread_mutex_unlock(&ip->lock);
+	return rc;
+}
+
+void inproc_hardware_error(struct ccid_transport *tp, unsigned slot)
+{
+	struct inproc *ip = ip_of(tp);
+
+	pthread_mutex_lock(&ip->lock);
+	vr_hardware_error(ip->vr, slot, 1);
 	pthread_cond_broadcast(&ip->cond);
 	pthread_mutex_unlock(&ip->lock);
 }

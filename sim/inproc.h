@@ -8,7 +8,10 @@
  * packet (64 bytes at full speed, 512 at high speed); a message whose length is
  * a multiple of the packet size and that filled the transfer is followed by a
  * zero-length transfer. Waits are real (pthread condition variables), so the
- * driver's polling thread can block in wait_interrupt(). */
+ * driver's polling thread can block in wait_interrupt(). The faults "zlp" and
+ * "stall" (sim/README.md) strike before a message's first byte: one receive()
+ * returns 0 bytes, or TP_STALL (the halt counts as cleared at once, as the
+ * libusb transport clears it itself), and the message follows. */
 #ifndef SIM_INPROC_H
 #define SIM_INPROC_H
 
@@ -26,6 +29,10 @@ void inproc_set_packet_split(struct ccid_transport *tp, int on);
 /* Card events, taken under the transport's lock (wakes an interrupt wait). */
 void inproc_insert_card(struct ccid_transport *tp, unsigned slot);
 void inproc_remove_card(struct ccid_transport *tp, unsigned slot);
+/* vr_set_fault and vr_hardware_error (code 1, overcurrent), under the
+ * transport's lock, for a test whose driver runs threads on the transport. */
+int inproc_set_fault(struct ccid_transport *tp, const char *name, unsigned count, const char **why);
+void inproc_hardware_error(struct ccid_transport *tp, unsigned slot);
 /* The reader is unplugged: every call answers TP_NO_DEVICE from now on. */
 void inproc_unplug(struct ccid_transport *tp);
 

@@ -141,8 +141,11 @@ void vr_hardware_error(struct vreader *vr, unsigned slot, uint8_t code);
  * off): "wrong-seq", "wrong-slot", "truncate", "long-length" (on the next bulk
  * IN answers), "mute" (the next commands get no answer), "time-storm" (50
  * more time extensions before the next XfrBlock answers), "t1-bad-edc",
- * "t1-lost" (the card's next T=1 blocks). 0, or -1 with *why for an unknown
- * name. Added by the core's author for the control channel. */
+ * "t1-lost" (the card's next T=1 blocks); and two the front ends carry out
+ * (vr_front_fault): "zlp" (a zero-length packet before each of the next bulk
+ * IN messages), "stall" (bulk IN halted before each of the next bulk IN
+ * messages, which go out once the host clears the halt). 0, or -1 with *why
+ * for an unknown name. Added by the core's author for the control channel. */
 enum vr_fault {
 	VR_FAULT_WRONG_SEQ,
 	VR_FAULT_WRONG_SLOT,
@@ -152,9 +155,18 @@ enum vr_fault {
 	VR_FAULT_TIME_STORM,
 	VR_FAULT_T1_BAD_EDC,
 	VR_FAULT_T1_LOST,
+	VR_FAULT_ZLP,
+	VR_FAULT_STALL,
 	VR_FAULT_COUNT
 };
 int vr_set_fault(struct vreader *vr, const char *name, unsigned count, const char **why);
+/* Every fault off ("fault off" of the control socket). */
+void vr_faults_off(struct vreader *vr);
+/* For a front end about to send a bulk IN message it took from vr_bulk_in:
+ * true (and one use taken) when fault f, VR_FAULT_ZLP or VR_FAULT_STALL, is on
+ * for it. The core cannot do these itself: they live on the USB pipe, below
+ * the messages. false for any other fault. */
+bool vr_front_fault(struct vreader *vr, enum vr_fault f);
 /* Is a card in the slot (false for a bad slot). */
 bool vr_card_present(const struct vreader *vr, unsigned slot);
 

@@ -3,7 +3,9 @@
  * counter; every use takes one. The names are documented in sim/README.md.
  * The T=1 faults strike where the card's blocks go out: vreader_xfr.c asks
  * vr_fault_take for each block at TPDU level and, through
- * struct vcard_t1_faults, at character level (vcard_char.c). */
+ * struct vcard_t1_faults, at character level (vcard_char.c). "zlp" and
+ * "stall" live on the USB pipe, below the messages: the core only counts them
+ * and the front ends (ffs_io.c, inproc.c) carry them out (vr_front_fault). */
 #include <string.h>
 
 #include "vr_internal.h"
@@ -23,6 +25,8 @@ static const char *const fault_names[VR_FAULT_COUNT] = {
 	[VR_FAULT_TIME_STORM] = "time-storm",
 	[VR_FAULT_T1_BAD_EDC] = "t1-bad-edc",
 	[VR_FAULT_T1_LOST] = "t1-lost",
+	[VR_FAULT_ZLP] = "zlp",
+	[VR_FAULT_STALL] = "stall",
 };
 
 int vr_set_fault(struct vreader *vr, const char *name, unsigned count, const char **why)
@@ -35,9 +39,24 @@ int vr_set_fault(struct vreader *vr, const char *name, unsigned count, const cha
 		}
 	}
 	*why = "unknown fault (wrong-seq, wrong-slot, truncate, long-length, mute, time-storm, "
-	       "t1-bad-edc, t1-lost)";
+	       "t1-bad-edc, t1-lost, zlp, stall)";
 	vr_err("fault %s: %s", name, *why);
 	return -1;
+}
+
+void vr_faults_off(struct vreader *vr)
+{
+	memset(vr->faults, 0, sizeof(vr->faults));
+	vr_info("every fault off");
+}
+
+bool vr_front_fault(struct vreader *vr, enum vr_fault f)
+{
+	if (f != VR_FAULT_ZLP && f != VR_FAULT_STALL) {
+		vr_err("fault %d is not one a front end carries out (zlp, stall)", (int)f);
+		return false;
+	}
+	return vr_fault_take(vr, f);
 }
 
 bool vr_fault_take(struct vreader *vr, enum vr_fault f)

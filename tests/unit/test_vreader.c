@@ -1,5 +1,6 @@
 /* The virtual CCID reader (sim/) on its own, message by message, and the
- * in-process transport in front of it. The driver against it: test_driver.c. */
+ * in-process transport in front of it (with the driver behind it for the
+ * faults of the USB pipe). The driver against the reader: test_driver.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 
 #include "ccid.h"
 #include "inproc.h"
+#include "rig.h"
 #include "smc_log.h"
 #include "vcard.h"
 #include "vreader.h"
@@ -1309,6 +1311,35 @@ static void faults_spoil_the_next_answers_then_stop(void **state)
 	vr_free(vr);
 }
 
+static void front_end_faults_are_counted_but_left_to_the_front_ends(void **state)
+{
+	struct vreader *vr = new_reader(NULL);
+	const char *why;
+
+	(void)state;
+	power_up(vr);
+	assert_int_equal(vr_set_fault(vr, "zlp", 2, &why), 0);
+	assert_int_equal(vr_set_fault(vr, "stall", 1, &why), 0);
+	assert_int_equal(vr_set_fault(vr, "wrong-seq", 1, &why), 0);
+	/* the core's answers are untouched by zlp and stall */
+	msg(vr, 0x65, 0, 2, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 3, 0x00, 0);            /* wrong-seq did strike */
+	assert_false(vr_front_fault(vr, VR_FAULT_WRONG_SEQ));   /* not a front-end fault */
+	assert_true(vr_front_fault(vr, VR_FAULT_STALL));
+	assert_false(vr_front_fault(vr, VR_FAULT_STALL));
+	assert_true(vr_front_fault(vr, VR_FAULT_ZLP));
+	assert_true(vr_front_fault(vr, VR_FAULT_ZLP));
+	assert_false(vr_front_fault(vr, VR_FAULT_ZLP));
+	/* "fault off" turns every fault off, the core's and the front ends' */
+	assert_int_equal(vr_set_fault(vr, "stall", 5, &why), 0);
+	assert_int_equal(vr_set_fault(vr, "wrong-slot", 5, &why), 0);
+	vr_faults_off(vr);
+	assert_false(vr_front_fault(vr, VR_FAULT_STALL));
+	msg(vr, 0x65, 0, 3, 0, 0, 0, NULL, 0);
+	expect(vr, 0x81, 0, 3, 0x00, 0);
+	vr_free(vr);
+}
+
 static void t1_faults_spoil_the_cards_blocks(void **state)
 {
 	static const uint8_t cmd[] = { 0x80, 0x30, 0x00, 0x00 };
@@ -1443,6 +1474,122 @@ static void inproc_models_packets_and_zero_length_packets(void **state)
 	tp->ops->close(tp);
 }
 
+static const uint8_t get_slot_status[10] = { 0x65, 0, 0, 0, 0, 0, 7, 0, 0, 0 };
+
+static void inproc_zlp_fault_sends_a_zero_length_packet_before_the_answer(void **state)
+{
+	/* 80 34 00 34 34: a 64-byte answer, one full packet */
+	static const uint8_t xfr[15] = { 0x6F, 5, 0, 0, 0, 0, 8, 0, 0, 0, 0x80, 0x34, 0x00, 0x34, 0x34 };
+	static const uint8_t power_on[10] = { 0x62, 0, 0, 0, 0, 0, 1, 0, 0, 0 };
+	struct ccid_transport *tp;
+	struct vr_profile p;
+	const char *why;
+	uint8_t buf[512];
+	size_t got;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(inproc_transport_open(&p, &tp, NULL), TP_OK);
+	assert_int_equal(inproc_set_fault(tp, "no-such-fault", 1, &why), -1);
+	assert_int_equal(inproc_set_fault(tp, "zlp", 2, &why), 0);
+	assert_int_equal(tp->ops->send(tp, get_slot_status, sizeof(get_slot_status), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 0);                   /* the ZLP */
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 10);                  /* then the answer, whole */
+	assert_int_equal(buf[0], 0x81);
+	assert_int_equal(buf[6], 7);
+	/* the second use, with packets: ZLP, the packet, the ZLP ending it */
+	inproc_set_packet_split(tp, 1);
+	assert_int_equal(tp->ops->send(tp, power_on, sizeof(power_on), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 0);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 10 + sizeof(default_atr));
+	assert_int_equal(tp->ops->send(tp, xfr, sizeof(xfr), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 64);                  /* used up: no ZLP first */
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 0);                   /* the one a full packet needs */
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 10), TP_TIMEOUT);
+	tp->ops->close(tp);
+}
+
+static void inproc_stall_fault_fails_one_receive_then_the_answer_comes(void **state)
+{
+	struct ccid_transport *tp;
+	struct vr_profile p;
+	const char *why;
+	uint8_t buf[64];
+	size_t got;
+
+	(void)state;
+	vr_profile_defaults(&p);
+	assert_int_equal(inproc_transport_open(&p, &tp, NULL), TP_OK);
+	/* nothing queued: the stall waits for an answer to strike */
+	assert_int_equal(inproc_set_fault(tp, "stall", 1, &why), 0);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 10), TP_TIMEOUT);
+	assert_int_equal(tp->ops->send(tp, get_slot_status, sizeof(get_slot_status), 100), TP_OK);
+	got = 99;
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_STALL);
+	assert_int_equal(got, 0);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 10);
+	assert_int_equal(buf[0], 0x81);
+	assert_int_equal(buf[6], 7);
+	/* used up */
+	assert_int_equal(tp->ops->send(tp, get_slot_status, sizeof(get_slot_status), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 10);
+	/* both on one answer: the stall, then the ZLP, then the answer */
+	assert_int_equal(inproc_set_fault(tp, "stall", 1, &why), 0);
+	assert_int_equal(inproc_set_fault(tp, "zlp", 1, &why), 0);
+	assert_int_equal(tp->ops->send(tp, get_slot_status, sizeof(get_slot_status), 100), TP_OK);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_STALL);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 0);
+	assert_int_equal(tp->ops->receive(tp, buf, sizeof(buf), &got, 100), TP_OK);
+	assert_int_equal(got, 10);
+	tp->ops->close(tp);
+}
+
+/* The driver in front of the faults of the pipe: a ZLP before an answer is
+ * skipped, a stalled answer fails its command (or is recovered), and either
+ * way the next commands work; a HardwareError on the interrupt pipe leaves
+ * them working too. */
+static void driver_gets_back_in_step_after_zlp_stall_and_hardware_error(void **state)
+{
+	static const uint8_t get16[] = { 0x80, 0x34, 0x00, 0x10, 0x10 };
+	static const uint8_t counting16[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+	const char *why;
+	smc_status st;
+
+	(void)state;
+	for (int split = 0; split <= 1; split++) {
+		struct rig *r = rig_open(NULL, 0, split);
+
+		rig_power(r);
+		rig_protocol(r, 2);
+		rig_select(r);
+		assert_int_equal(inproc_set_fault(r->tp, "zlp", 1, &why), 0);
+		rig_apdu(r, get16, sizeof(get16), 16, 0x9000);
+		assert_memory_equal(r->reply, counting16, 16);
+		assert_int_equal(inproc_set_fault(r->tp, "stall", 1, &why), 0);
+		st = rig_transmit(r, get16, sizeof(get16));
+		if (st == SMC_OK) {
+			assert_int_equal(r->reply_len, 18);
+			assert_memory_equal(r->reply, counting16, 16);
+		}
+		for (int i = 0; i < 3; i++)
+			rig_apdu(r, get16, sizeof(get16), 16, 0x9000);
+		inproc_hardware_error(r->tp, 0);
+		for (int i = 0; i < 3; i++)
+			rig_apdu(r, get16, sizeof(get16), 16, 0x9000);
+		assert_memory_equal(r->reply, counting16, 16);
+		rig_close(r);
+	}
+}
+
 static void inproc_interrupt_wait_cancel_and_unplug(void **state)
 {
 	struct ccid_transport *tp;
@@ -1519,6 +1666,10 @@ int main(void)
 		cmocka_unit_test(get_response_with_nothing_waiting_is_69_85_in_the_iso_class_only),
 		cmocka_unit_test(inproc_models_packets_and_zero_length_packets),
 		cmocka_unit_test(inproc_interrupt_wait_cancel_and_unplug),
+		cmocka_unit_test(front_end_faults_are_counted_but_left_to_the_front_ends),
+		cmocka_unit_test(inproc_zlp_fault_sends_a_zero_length_packet_before_the_answer),
+		cmocka_unit_test(inproc_stall_fault_fails_one_receive_then_the_answer_comes),
+		cmocka_unit_test(driver_gets_back_in_step_after_zlp_stall_and_hardware_error),
 	};
 
 	smc_log_mask = SMC_LOG_CRITICAL;

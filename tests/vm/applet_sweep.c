@@ -25,7 +25,10 @@
  *       reported and ends the program), "fault off", then three APDUs that
  *       must work (the host is back in step; one reconnect is allowed when
  *       PC/SC reports the card reset or removed). One line per fault:
- *       "PASS fault FAULT: ..." or "FAIL fault FAULT: ...".
+ *       "PASS fault FAULT: ..." or "FAIL fault FAULT: ...". FAULT "hwerror"
+ *       is no fault of the reader's list but the control command "hwerror 0"
+ *       (a RDR_to_PC_HardwareError on the interrupt endpoint), checked the
+ *       same way.
  *
  * It runs in the test guest (tests/vm/scenarios/vreader.sh); it is built on
  * the host by tests/vm/setup.sh. Usage:
@@ -524,8 +527,11 @@ static void one_fault(struct sweep *s, const char *sock, const char *name, unsig
 
 	const char *count = strrchr(name, '_');
 
-	/* NAME_N: the fault for the next N uses, NAME: for the next one */
-	if (count != NULL)
+	/* NAME_N: the fault for the next N uses, NAME: for the next one;
+	 * "hwerror": the control command of that name, for slot 0 */
+	if (strcmp(name, "hwerror") == 0)
+		snprintf(cmd, sizeof(cmd), "hwerror 0");
+	else if (count != NULL)
 		snprintf(cmd, sizeof(cmd), "fault %.*s %s", (int)(count - name), name, count + 1);
 	else
 		snprintf(cmd, sizeof(cmd), "fault %s 1", name);

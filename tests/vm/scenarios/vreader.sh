@@ -11,8 +11,9 @@
 #   KEY=VALUE  profile settings for smartcrd-vreader -o (sim/README.md), e.g.
 #              level=tpdu card-protocols=t0
 #   +faults    also the fault-* checks in this run (the reader faults of
-#              FAULTS below); +faults=F1,F2... those faults instead, each
-#              NAME or NAME_N (on for the next N uses: sim/README.md)
+#              FAULTS below) and the hwerror check; +faults=F1,F2... those
+#              faults instead, each NAME or NAME_N (on for the next N uses:
+#              sim/README.md), or hwerror
 #   VREADER    the smartcrd-vreader binary (host path); default: next to the
 #              staged bundle, STAGE/usr/bin/smartcrd-vreader
 # Checks, each a line "PASS NAME.check" / "FAIL NAME.check: why" in
@@ -40,6 +41,8 @@
 #                APDU that must end in an error or the right answer within
 #                FAULT_SECONDS (never a hang), "fault off", then three APDUs
 #                that must work: the driver is back in step (applet_sweep -F)
+#   hwerror      (runs with +faults) the same with "hwerror 0" on the control
+#                socket (a RDR_to_PC_HardwareError on the interrupt endpoint)
 #   pcscd-alive  pcscd still running after the sweep (and the faults)
 #   sanitizers   (only for a driver bundle built with ASan/UBSan) no report
 #   control      the control socket: status, errors for a bad slot or command
@@ -61,7 +64,10 @@ R=${VM_RESULTS:?run me in the test guest}
 RESULT=$R/result
 GADGETS=/sys/kernel/config/usb_gadget
 TIME_UNIT_MS=100   # smartcrd-vreader --time-unit-ms: what one time extension costs
-FAULTS=(wrong-seq wrong-slot truncate long-length mute)   # checked with +faults
+# Checked with +faults. zlp and stall are the front end's (a zero-length
+# packet, a halted bulk IN endpoint before the answer); time-storm sends 50
+# time extensions, paced at TIME_UNIT_MS: 5 s before the answer.
+FAULTS=(wrong-seq wrong-slot truncate long-length mute time-storm zlp stall)
 FAULT_SECONDS=20   # the longest one APDU may take while a fault is on
 STASH=/var/lib/smartcrd-stashed-drivers   # use_only_bundle's
 : >"$RESULT"
@@ -273,19 +279,23 @@ usb_present() {
     return 1
 }
 
-# check_faults FAULT...: applet_sweep -F, each fault once; a line per fault.
+# check_faults FAULT...: applet_sweep -F, each fault once; a line per fault,
+# check fault-NAME (hwerror, a control command rather than a fault: check
+# hwerror).
 check_faults() {
-    local list f line rc
+    local list f line rc check
     list=$(IFS=,; echo "$*")
     timeout --kill-after=5 $(( $# * 4 * FAULT_SECONDS + 30 )) \
         "$VM_BUILD/applet_sweep" -c "$vr_sock" -F "$list" -T "$FAULT_SECONDS" >"$RD/faults.log" 2>&1
     rc=$?
     for f in "$@"; do
+        check=fault-$f
+        [ "$f" = hwerror ] && check=hwerror
         line=$(grep -m1 -E "^(PASS|FAIL) fault $f:" "$RD/faults.log")
         case $line in
-            PASS*) pass "fault-$f" "${line#PASS fault "$f": }" ;;
-            FAIL*) fail "fault-$f" "${line#FAIL fault "$f": }" ;;
-            *) fail "fault-$f" "no result (applet_sweep exit $rc; see faults.log)" ;;
+            PASS*) pass "$check" "${line#PASS fault "$f": }" ;;
+            FAIL*) fail "$check" "${line#FAIL fault "$f": }" ;;
+            *) fail "$check" "no result (applet_sweep exit $rc; see faults.log)" ;;
         esac
     done
 }
@@ -334,7 +344,9 @@ run_one() {
     id=$vid:$pid
     for kv in "${opts[@]}"; do
         case $kv in
-            +faults) faults=("${FAULTS[@]}") ;;
+            # hwerror first, stall last: a host that never clears the halt
+            # (libccid?) would fail every check after it
+            +faults) faults=(hwerror "${FAULTS[@]}") ;;
             +faults=*) IFS=, read -r -a faults <<<"${kv#+faults=}" ;;
             *) vopts+=(-o "$kv") ;;
         esac

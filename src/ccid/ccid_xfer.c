@@ -167,6 +167,13 @@ static smc_status read_chunk(struct ccid_xfer *x, size_t have, uint64_t deadline
 		return SMC_ERR_TIMEOUT;
 	st = x->tp->ops->receive(x->tp, x->rx + have, x->rx_cap - have, got,
 				 read_timeout(deadline - now));
+	if (st == TP_STALL && have == 0) {
+		/* A halted bulk IN between messages: the transport has cleared the
+		 * halt, and the answer may follow; read on like after a zero-length
+		 * read (and as boundedly). */
+		log_info("bulk IN stalled before an answer (halt cleared); reading on");
+		return SMC_OK;
+	}
 	if (st != TP_OK) {
 		smc_status err = transport_error(x, st, "bulk IN");
 
@@ -198,7 +205,7 @@ static smc_status read_frame(struct ccid_xfer *x, uint64_t deadline, size_t *fra
 		if (st != SMC_OK)
 			return st;
 		if (got == 0) {
-			log_comm("zero-length read skipped");
+			log_comm("zero-length read (or cleared stall) skipped");
 			if (++empty > CCID_XFER_MAX_EMPTY_READS) {
 				log_critical("%u zero-length reads in a row: treating as no answer", empty);
 				return SMC_ERR_TIMEOUT;

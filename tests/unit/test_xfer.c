@@ -145,6 +145,23 @@ static void zero_length_reads_are_skipped(void **state)
 	assert_int_equal(fake_receive_calls(f->d), 3);
 }
 
+/* A bulk IN stall before the answer (the transport clears the halt): the
+ * answer that follows is still the command's; endless stalls end boundedly. */
+static void stall_before_the_answer_is_read_past(void **state)
+{
+	struct fixture *f = *state;
+
+	fake_rx_status(f->d, TP_STALL);
+	answer_with_data(f->d, 20, 0);
+	assert_int_equal(xfr(f, apdu, sizeof(apdu), sizeof(f->out)), SMC_OK);
+	assert_int_equal(f->a.hdr.dwLength, 20);
+	check_data(f->out, 20);
+	for (unsigned i = 0; i < 100; i++)
+		fake_rx_status(f->d, TP_STALL);
+	assert_int_equal(slot_status(f, 0), SMC_ERR_TIMEOUT);
+	assert_true(fake_rx_pending(f->d) > 0);
+}
+
 static void endless_zero_length_reads_end_as_no_answer(void **state)
 {
 	struct fixture *f = *state;
@@ -572,6 +589,7 @@ int main(void)
 		T(presence_polls_are_dumped_at_the_periodic_level),
 		T(zero_length_reads_are_skipped),
 		T(endless_zero_length_reads_end_as_no_answer),
+		T(stall_before_the_answer_is_read_past),
 		T(answer_split_across_reads_is_reassembled),
 		T(header_split_across_reads_is_reassembled),
 		T(trailing_bytes_after_an_answer_are_ignored),

@@ -46,7 +46,7 @@ RUNS=(
     "tpdu-t1-host|level=tpdu card-protocols=t1 card-edc=crc card-ifsc=20 card-convention=inverse features=3A"
     "tpdu-t0-pps|level=tpdu card-protocols=t0 features=3A"
     "char-t0|level=character card-protocols=t0"
-    "char-t1|level=character card-protocols=t1"
+    "char-t1|level=character card-protocols=t1 +faults=t1-bad-edc,t1-lost,t1-lost_6"
     "vicc-short|level=short card-relay=vicc:127.0.0.1:35963"  # Debian's vicc behind the reader (scenarios/vicc.sh)
     # vicc's card is T=1 only (TA1 13): T=1 blocks at TPDU level, the host
     # doing PPS and IFSD

@@ -62,7 +62,12 @@ cat <<HEAD
 	     SMARTCRD_LOG_LEVEL environment variable of pcscd overrides it. -->
 	<key>ifdLogLevel</key>
 	<string>0x0003</string>
-	<!-- Driver options: none are defined yet. -->
+	<!-- Driver options, the sum of:
+	     0x01  applications may send vendor commands (PC_to_RDR_Escape) to
+	           the reader through SCardControl: FEATURE_CCID_ESC_COMMAND and
+	           IOCTL_SMARTCARD_VENDOR_IFD_EXCHANGE, SCARD_CTL_CODE(1). They
+	           reach the reader's firmware, so they are refused unless set
+	           (libccid's DRIVER_OPTION_CCID_EXCHANGE_AUTHORIZED, same bit). -->
 	<key>ifdDriverOptions</key>
 	<string>0x0000</string>
 	<key>ifdManufacturerString</key>

@@ -16,6 +16,13 @@ struct ccid_reader;
 smc_status ccid_reader_open(struct ccid_transport *tp, struct ccid_reader **out);
 unsigned ccid_reader_slot_count(const struct ccid_reader *reader);
 struct smc_ext *ccid_reader_slot(struct ccid_reader *reader, unsigned slot);
+/* What the administrator allows for this reader: ifdDriverOptions bits from
+ * Info.plist (the boundary may compute them per reader). 0 after open. */
+#define CCID_OPTION_ESCAPE_ALLOWED 0x01u /* applications may send PC_to_RDR_Escape
+					  * (FEATURE_CCID_ESC_COMMAND and
+					  * IOCTL_SMARTCARD_VENDOR_IFD_EXCHANGE);
+					  * libccid's DRIVER_OPTION_CCID_EXCHANGE_AUTHORIZED */
+void ccid_reader_set_options(struct ccid_reader *reader, unsigned options);
 /* The reader is gone (a transfer answered TP_NO_DEVICE). */
 int ccid_reader_is_gone(const struct ccid_reader *reader);
 void ccid_reader_close(struct ccid_reader *reader);

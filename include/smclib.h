@@ -75,9 +75,27 @@ enum smc_power {
 	SMC_POWER_WARM = 2,
 };
 
-/* io.minor for RDF_CARD_TRACKING: refresh ext->reader_caps.current_state now. */
+/* io.minor for RDF_CARD_TRACKING.
+ * REFRESH: look at the slot now and set ext->reader_caps.current_state.
+ * PRESENT / ABSENT (Windows' IS_PRESENT / IS_ABSENT tracking): arm tracking
+ * for SMC_REQ_WAIT_CHANGE and return at once: the driver calls
+ * smc_complete_card_tracking() at the slot's next card event, or right away
+ * if it holds one that no REFRESH has taken yet. SMC_ERR_NOT_SUPPORTED when
+ * the reader cannot signal events (no interrupt endpoint). */
 enum smc_tracking {
 	SMC_TRACK_REFRESH = 0,
+	SMC_TRACK_PRESENT = 1,   /* the caller waits for a card */
+	SMC_TRACK_ABSENT = 2,    /* the caller waits for its card to go (removed or swapped) */
+};
+
+/* minor of SMC_REQ_IS_PRESENT. A REPORT is what a caller that tracks cards
+ * by comparing presence (pcscd) is told: a card that left since the last
+ * report while a card is in now (swapped, or pulled and put back) is
+ * reported absent once, then present; SMC_REQ_WAIT_CHANGE waits for a change
+ * from the last report. A LOOK just says whether a card is in. */
+enum smc_presence {
+	SMC_PRESENCE_LOOK = 0,
+	SMC_PRESENCE_REPORT = 1,
 };
 
 /* The card state's name, for logs ("ABSENT", "SPECIFIC" ...). */
@@ -155,6 +173,8 @@ struct smc_reader_caps {
 	uint32_t rate_default, rate_max;
 	uint32_t max_ifsd;
 	uint32_t max_input;          /* SCARD_ATTR_MAXINPUT: largest APDU accepted */
+	bool card_events;            /* the reader signals insertions and removals itself
+				      * (CCID interrupt endpoint): SMC_REQ_WAIT_CHANGE works */
 };
 
 /* The request of the moment and its reply buffer. */
@@ -217,6 +237,24 @@ struct smc_t1_state {
 	bool nad_logged;             /* a foreign NAD was logged in this exchange */
 };
 
+/* Card tracking (SMC_REQ_IS_PRESENT, SMC_REQ_WAIT_CHANGE). Zero after smc_ext_init. */
+struct smc_track {
+	/* Cards the reader driver saw leave the slot (a removal, a card found
+	 * unpowered after we powered it, a swap the reader reported). Written
+	 * by the driver's callbacks, under ext->lock. */
+	uint32_t removals;
+	/* smclib, under ext->lock: the last IS_PRESENT report, and removals then.
+	 * A card present again with removals moved on is reported absent once. */
+	bool reported_present;
+	uint32_t reported_removals;
+	/* smclib's tracking lock (one for all extensions, src/smclib/tracking.c) */
+	uint32_t completions;        /* smc_complete_card_tracking() calls */
+	smc_status result;           /* the status of the last one */
+	unsigned waiters;            /* threads in SMC_REQ_WAIT_CHANGE */
+	bool cancel_pending;         /* SMC_REQ_CANCEL_WAIT not yet taken by a wait */
+	bool closed;                 /* smc_tracking_close(): no more waits */
+};
+
 struct smc_ext;
 typedef smc_status (*smc_rdf_fn)(struct smc_ext *ext);
 
@@ -229,6 +267,7 @@ struct smc_ext {
 	struct smc_t1_state t1;
 	void *reader_ext;            /* the reader driver's private data */
 	pthread_mutex_t lock;        /* serialises the callbacks of this slot */
+	struct smc_track track;
 };
 
 /* ---- requests --------------------------------------------------------- */
@@ -237,11 +276,23 @@ enum smc_request {
 	SMC_REQ_POWER,           /* io.minor = enum smc_power; ATR stays in card_caps */
 	SMC_REQ_SET_PROTOCOL,    /* io.minor = protocol mask wanted; selected one in card_caps */
 	SMC_REQ_TRANSMIT,        /* io.request = APDU, io.reply = answer buffer */
-	SMC_REQ_IS_PRESENT,      /* SMC_OK if a card is in, SMC_ERR_NO_MEDIA if not */
+	SMC_REQ_IS_PRESENT,      /* SMC_OK if a card is in, SMC_ERR_NO_MEDIA if not;
+				  * io.minor = enum smc_presence */
 	SMC_REQ_GET_ATTRIBUTE,   /* io.minor = SCARD_ATTR_* tag, value into io.reply */
 	SMC_REQ_EJECT,
 	SMC_REQ_SWALLOW,
 	SMC_REQ_VENDOR_IOCTL,    /* io.ioctl_code, io.request, io.reply */
+	/* minor = timeout in ms. Returns SMC_OK once the slot may differ from
+	 * the last IS_PRESENT report (a card in after "absent"; the card gone
+	 * or swapped after "present"), at once if it already does;
+	 * SMC_ERR_TIMEOUT, SMC_ERR_CANCELLED (CANCEL_WAIT), SMC_ERR_NO_DEVICE,
+	 * SMC_ERR_NOT_SUPPORTED (no card events: poll IS_PRESENT instead). The
+	 * slot lock is held only to arm the driver, never while waiting. */
+	SMC_REQ_WAIT_CHANGE,
+	/* The slot's WAIT_CHANGE returns SMC_ERR_CANCELLED now; with none
+	 * running, the next one does (a stop racing a wait is never lost).
+	 * Takes no slot lock. */
+	SMC_REQ_CANCEL_WAIT,
 };
 
 /* Set up an extension: zeroes it, initialises the lock, state UNKNOWN. */
@@ -264,6 +315,16 @@ smc_status smc_update_card_capabilities(struct smc_ext *ext);
 
 /* Parse an ATR into caps without touching any state (pure; used by the above). */
 smc_status smc_atr_parse(const uint8_t *atr, size_t atr_len, struct smc_card_caps *caps);
+
+/* Card tracking, for reader drivers: the slot's card changed (SMC_OK), or the
+ * reader is gone (SMC_ERR_NO_DEVICE) or cannot report events any more
+ * (SMC_ERR_COMM): a SMC_REQ_WAIT_CHANGE in progress returns with status.
+ * Any thread, no lock needed (ext->lock may be held). */
+void smc_complete_card_tracking(struct smc_ext *ext, smc_status status);
+/* Before smc_ext_destroy while other threads may still call in: every
+ * WAIT_CHANGE returns SMC_ERR_NO_DEVICE, now and later; returns once no
+ * thread waits any more. Idempotent. */
+void smc_tracking_close(struct smc_ext *ext);
 
 /* Clear card capabilities (on power down, removal, before power up). */
 void smc_card_caps_clear(struct smc_card_caps *caps);

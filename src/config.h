@@ -8,7 +8,7 @@
 
 struct smartcrd_config {
 	unsigned log_mask;       /* smc_log_level bits */
-	unsigned driver_options; /* ifdDriverOptions bits (none defined yet) */
+	unsigned driver_options; /* ifdDriverOptions bits: CCID_OPTION_* of ccid.h */
 };
 
 /* Find <key>KEY</key> <string>VALUE</string> in plist text and parse VALUE as

@@ -89,6 +89,157 @@ static smc_status request(struct smc_ext *ext, enum smc_request req, uint32_t mi
 	return smc_device_control(ext, req, minor, in, in_len, out, out_cap, out_len ? out_len : &ignored);
 }
 
+/* ---- card events: pcscd's event threads ---------------------------------- */
+
+/* pcscd calls the polling function (TAG_IFD_POLLING_THREAD_WITH_TIMEOUT) from
+ * one event thread per slot, without its own lock, and the stop function from
+ * another thread. A poll inside the driver holds its reader: IFDHCloseChannel
+ * takes the reader out of the table, ends the waits, and frees the reader
+ * only once every holder has left. events_lock orders a poll's entry against
+ * that removal, so a poll either finds the reader and holds it, or finds
+ * nothing. */
+static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t events_cond = PTHREAD_COND_INITIALIZER;
+static unsigned *holds; /* polls inside the driver, by reader index (Lun >> 16) */
+static size_t holds_len;
+
+typedef RESPONSECODE (*poll_fn)(DWORD Lun, int timeout);
+typedef RESPONSECODE (*stop_fn)(DWORD Lun);
+
+/* Under events_lock: a counter for reader index r. -1 if it cannot grow. */
+static int holds_room(uint32_t r)
+{
+	size_t len = holds_len ? holds_len : 4;
+	unsigned *grown;
+
+	if (r < holds_len)
+		return 0;
+	while (len <= r)
+		len *= 2;
+	grown = realloc(holds, len * sizeof(*holds));
+	if (grown == NULL)
+		return -1;
+	memset(grown + holds_len, 0, (len - holds_len) * sizeof(*holds));
+	holds = grown;
+	holds_len = len;
+	return 0;
+}
+
+static struct smc_ext *hold_slot(DWORD Lun, RESPONSECODE *rc)
+{
+	struct smc_ext *ext;
+
+	pthread_mutex_lock(&events_lock);
+	ext = slot_of(Lun, rc);
+	if (ext != NULL && holds_room(LUN_READER(Lun)) != 0) {
+		log_critical("Lun 0x%lX: out of memory to wait for card events", (unsigned long)Lun);
+		*rc = IFD_COMMUNICATION_ERROR;
+		ext = NULL;
+	}
+	if (ext != NULL)
+		holds[LUN_READER(Lun)]++;
+	pthread_mutex_unlock(&events_lock);
+	return ext;
+}
+
+/* The hold ends. True if the reader went away meanwhile (pcscd said it was
+ * removed, a transfer found it gone, or the channel was closed). */
+static bool release_slot(DWORD Lun)
+{
+	struct lun_entry *e;
+	bool gone;
+
+	pthread_mutex_lock(&events_lock);
+	e = lun_lookup((uint32_t)Lun);
+	gone = e == NULL || atomic_load(&e->removed) || ccid_reader_is_gone(e->reader);
+	holds[LUN_READER(Lun)]--;
+	pthread_cond_broadcast(&events_cond);
+	pthread_mutex_unlock(&events_lock);
+	return gone;
+}
+
+/* Under events_lock: every slot's wait of the reader ends now (it returns and
+ * its caller looks at the reader again). */
+static void cancel_waits(struct ccid_reader *reader)
+{
+	for (unsigned i = 0; i < ccid_reader_slot_count(reader); i++)
+		request(ccid_reader_slot(reader, i), SMC_REQ_CANCEL_WAIT, 0, NULL, 0, NULL, 0, NULL);
+}
+
+/* The polling function: returns when the slot's card may have changed (pcscd
+ * then calls IFDHICCPresence), after timeout ms, or when the stop function is
+ * called, all with IFD_SUCCESS (pcscd pauses 400 ms after anything else).
+ * Once the reader is gone: IFD_NO_SUCH_DEVICE, at once, every time; pcscd
+ * then finds the same in IFDHICCPresence and removes the reader. */
+static RESPONSECODE card_event_poll(DWORD Lun, int timeout)
+{
+	struct smc_ext *ext;
+	RESPONSECODE rc;
+	smc_status st;
+
+	ext = hold_slot(Lun, &rc);
+	if (ext == NULL)
+		return rc;
+	st = request(ext, SMC_REQ_WAIT_CHANGE, timeout > 0 ? (uint32_t)timeout : 0, NULL, 0, NULL, 0, NULL);
+	if (release_slot(Lun) || st == SMC_ERR_NO_DEVICE)
+		return IFD_NO_SUCH_DEVICE;
+	if (st == SMC_OK || st == SMC_ERR_TIMEOUT || st == SMC_ERR_CANCELLED)
+		return IFD_SUCCESS;
+	log_info("Lun 0x%lX: card event wait: %s", (unsigned long)Lun, smc_status_str(st));
+	return ifd_code(st);
+}
+
+/* The stop function: the slot's polling function returns at once, or, if it
+ * is not waiting yet, its next call does. Later calls wait again. */
+static RESPONSECODE card_event_stop(DWORD Lun)
+{
+	struct smc_ext *ext = NULL;
+	struct lun_entry *e;
+
+	pthread_mutex_lock(&events_lock);
+	e = lun_lookup((uint32_t)Lun);
+	if (e != NULL)
+		ext = ccid_reader_slot(e->reader, LUN_SLOT(Lun));
+	if (ext != NULL)
+		request(ext, SMC_REQ_CANCEL_WAIT, 0, NULL, 0, NULL, 0, NULL);
+	pthread_mutex_unlock(&events_lock);
+	log_info("Lun 0x%lX: %s", (unsigned long)Lun,
+		 ext ? "card event wait stopped" : "not open: nothing to stop");
+	return IFD_SUCCESS;
+}
+
+/* IFDHCloseChannel's part: Lun's slot leaves the table (and its wait ends);
+ * returns the reader when it was its last slot. */
+static struct ccid_reader *release_lun(DWORD Lun)
+{
+	struct ccid_reader *reader;
+	struct smc_ext *ext = NULL;
+	struct lun_entry *e;
+
+	pthread_mutex_lock(&events_lock);
+	e = lun_lookup((uint32_t)Lun);
+	if (e != NULL)
+		ext = ccid_reader_slot(e->reader, LUN_SLOT(Lun));
+	if (ext != NULL)
+		request(ext, SMC_REQ_CANCEL_WAIT, 0, NULL, 0, NULL, 0, NULL);
+	reader = lun_release((uint32_t)Lun);
+	pthread_mutex_unlock(&events_lock);
+	return reader;
+}
+
+/* A reader no longer in the table: its waits end for good, the polls still
+ * inside the driver leave, then it is closed (which joins its event thread). */
+static void close_reader(DWORD Lun, struct ccid_reader *reader)
+{
+	for (unsigned i = 0; i < ccid_reader_slot_count(reader); i++)
+		smc_tracking_close(ccid_reader_slot(reader, i));
+	pthread_mutex_lock(&events_lock);
+	while (LUN_READER(Lun) < holds_len && holds[LUN_READER(Lun)] > 0)
+		pthread_cond_wait(&events_cond, &events_lock);
+	pthread_mutex_unlock(&events_lock);
+	ccid_reader_close(reader);
+}
+
 /* ---- channels ----------------------------------------------------------- */
 
 IFD_EXPORT RESPONSECODE IFDHCreateChannelByName(DWORD Lun, LPSTR DeviceName)
@@ -125,6 +276,8 @@ IFD_EXPORT RESPONSECODE IFDHCreateChannelByName(DWORD Lun, LPSTR DeviceName)
 		log_critical("%s is not usable: %s", DeviceName, smc_status_str(st));
 		return st == SMC_ERR_NO_DEVICE ? IFD_NO_SUCH_DEVICE : IFD_COMMUNICATION_ERROR;
 	}
+	/* Info.plist ifdDriverOptions: e.g. whether Escape may reach the reader */
+	ccid_reader_set_options(reader, config.driver_options);
 	if (lun_store((uint32_t)Lun, reader) != 0) {
 		ccid_reader_close(reader);
 		return IFD_COMMUNICATION_ERROR;
@@ -153,9 +306,9 @@ IFD_EXPORT RESPONSECODE IFDHCloseChannel(DWORD Lun)
 	ext = slot_of(Lun, &rc);
 	if (ext != NULL)
 		request(ext, SMC_REQ_POWER, SMC_POWER_DOWN, NULL, 0, NULL, 0, NULL);
-	reader = lun_release((uint32_t)Lun);
+	reader = release_lun(Lun);
 	if (reader != NULL)
-		ccid_reader_close(reader);
+		close_reader(Lun, reader);
 	return IFD_SUCCESS;
 }
 
@@ -169,6 +322,41 @@ static RESPONSECODE put_byte(PDWORD Length, PUCHAR Value, uint8_t v)
 	}
 	*Value = v;
 	*Length = 1;
+	return IFD_SUCCESS;
+}
+
+/* TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, TAG_IFD_STOP_POLLING_THREAD and
+ * TAG_IFD_POLLING_THREAD_KILLABLE, for readers whose interrupt endpoint
+ * reports card events. Without one, IFD_ERROR_TAG: pcscd then calls
+ * IFDHICCPresence every 400 ms, which costs one GetSlotStatus. */
+static RESPONSECODE event_capability(DWORD Lun, DWORD Tag, PDWORD Length, PUCHAR Value)
+{
+	poll_fn poll = card_event_poll;
+	stop_fn stop = card_event_stop;
+	struct smc_ext *ext;
+	RESPONSECODE rc;
+
+	ext = slot_of(Lun, &rc);
+	if (ext == NULL)
+		return rc;
+	if (!ext->reader_caps.card_events) {
+		log_info("Lun 0x%lX: no interrupt endpoint: no polling function (tag 0x%lX), presence is polled",
+			 (unsigned long)Lun, (unsigned long)Tag);
+		return IFD_ERROR_TAG;
+	}
+	if (Tag == TAG_IFD_POLLING_THREAD_KILLABLE)
+		return put_byte(Length, Value, 0); /* stop it with the stop function */
+	if (*Length < sizeof(poll) || *Length < sizeof(stop)) {
+		log_info("no room for a function pointer (buffer of %lu)", (unsigned long)*Length);
+		return IFD_ERROR_INSUFFICIENT_BUFFER;
+	}
+	if (Tag == TAG_IFD_POLLING_THREAD_WITH_TIMEOUT) {
+		memcpy(Value, &poll, sizeof(poll));
+		*Length = sizeof(poll);
+	} else {
+		memcpy(Value, &stop, sizeof(stop));
+		*Length = sizeof(stop);
+	}
 	return IFD_SUCCESS;
 }
 
@@ -203,6 +391,10 @@ IFD_EXPORT RESPONSECODE IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length,
 	case TAG_IFD_ATR:
 		Tag = SCARD_ATTR_ATR_STRING;
 		break;
+	case TAG_IFD_POLLING_THREAD_WITH_TIMEOUT:
+	case TAG_IFD_STOP_POLLING_THREAD:
+	case TAG_IFD_POLLING_THREAD_KILLABLE:
+		return event_capability(Lun, Tag, Length, Value);
 	default:
 		break;
 	}
@@ -234,9 +426,13 @@ IFD_EXPORT RESPONSECODE IFDHSetCapabilities(DWORD Lun, DWORD Tag, DWORD Length, 
 	if (Tag == TAG_IFD_DEVICE_REMOVED) {
 		/* pcscd saw the device go: answer NO_SUCH_DEVICE from now on and do not
 		 * wait for transfers to a device that is not there. */
+		pthread_mutex_lock(&events_lock);
 		e = lun_lookup((uint32_t)Lun);
-		if (e != NULL)
+		if (e != NULL) {
 			atomic_store(&e->removed, true);
+			cancel_waits(e->reader); /* polls return IFD_NO_SUCH_DEVICE */
+		}
+		pthread_mutex_unlock(&events_lock);
 		log_info("Lun 0x%lX: reader removed", (unsigned long)Lun);
 		return IFD_SUCCESS;
 	}
@@ -393,7 +589,8 @@ IFD_EXPORT RESPONSECODE IFDHICCPresence(DWORD Lun)
 	ext = slot_of(Lun, &rc);
 	if (ext == NULL)
 		return rc;
-	st = request(ext, SMC_REQ_IS_PRESENT, 0, NULL, 0, NULL, 0, NULL);
+	/* a report: pcscd sees a card swapped between two calls go, then come */
+	st = request(ext, SMC_REQ_IS_PRESENT, SMC_PRESENCE_REPORT, NULL, 0, NULL, 0, NULL);
 	if (st == SMC_OK)
 		return IFD_ICC_PRESENT;
 	if (st == SMC_ERR_NO_MEDIA)

@@ -10,7 +10,9 @@ static const struct ccid_descriptor *desc_of(struct smc_ext *ext)
 	return &ccid_slot_of(ext)->reader->desc;
 }
 
-/* A new card state; the card capabilities go with a card that left or was reset. */
+/* A new card state; the card capabilities go with a card that left or was
+ * reset. A card that leaves is counted for smclib's tracking, which reports
+ * a card in again after that as a new one (smclib.h, struct smc_track). */
 static void set_state(struct smc_ext *ext, enum smc_card_state next)
 {
 	enum smc_card_state prev = ext->reader_caps.current_state;
@@ -21,7 +23,20 @@ static void set_state(struct smc_ext *ext, enum smc_card_state next)
 		 smc_state_str(next));
 	if (next <= SMC_STATE_PRESENT)
 		smc_card_caps_clear(&ext->card_caps);
+	if (next == SMC_STATE_ABSENT && prev > SMC_STATE_ABSENT)
+		ext->track.removals++;
 	ext->reader_caps.current_state = next;
+}
+
+/* The card in the slot is not the one we knew (or lost its power without us,
+ * which ends its session all the same): unpowered, capabilities gone, and
+ * counted as a removal so that the next presence report shows the change. */
+static void new_card(struct smc_ext *ext, const char *why)
+{
+	log_info("slot %u: %s: taken as a new card", ccid_slot_of(ext)->index, why);
+	ext->track.removals++;
+	if (ext->reader_caps.current_state > SMC_STATE_PRESENT)
+		set_state(ext, SMC_STATE_PRESENT);
 }
 
 void ccid_track_icc(struct smc_ext *ext, enum ccid_icc_status icc)
@@ -33,8 +48,11 @@ void ccid_track_icc(struct smc_ext *ext, enum ccid_icc_status icc)
 		set_state(ext, SMC_STATE_ABSENT);
 		break;
 	case CCID_ICC_INACTIVE:
-		/* a powered card is no longer: it was reset or swapped */
-		if (cur >= SMC_STATE_POWERED || cur <= SMC_STATE_ABSENT)
+		/* a powered card is no longer: it was swapped (or reset by the
+		 * reader): without an interrupt pipe the only sign of a swap */
+		if (cur >= SMC_STATE_POWERED)
+			new_card(ext, "the card we powered is inactive");
+		else if (cur <= SMC_STATE_ABSENT)
 			set_state(ext, SMC_STATE_PRESENT);
 		break;
 	case CCID_ICC_ACTIVE:
@@ -347,24 +365,41 @@ smc_status ccid_transmit(struct smc_ext *ext)
 
 /* ---- RDF_CARD_TRACKING --------------------------------------------------- */
 
-smc_status ccid_card_tracking(struct smc_ext *ext)
+/* One GetSlotStatus, after taking the slot's interrupt events: a card in the
+ * slot after the reader reported it gone (or changed) is a new card, even
+ * when the reader activated it by itself. */
+static smc_status refresh(struct smc_ext *ext)
 {
 	struct ccid_slot *s = ccid_slot_of(ext);
+	bool removed = ccid_events_take(ext);
 	struct ccid_answer a;
 	struct ccid_cmd cmd;
 	smc_status st;
 
-	if (ext->io.minor != SMC_TRACK_REFRESH) {
-		log_critical("card tracking request %u is not supported (only refresh)", ext->io.minor);
-		return SMC_ERR_NOT_SUPPORTED;
-	}
 	ccid_cmd_get_slot_status(&cmd, s->index);
 	st = ccid_xfer_transact(&s->reader->xfer, &cmd, CCID_CMD_TIMEOUT_MS, NULL, 0, &a);
-	if (st != SMC_OK)
+	if (st != SMC_OK) {
+		ccid_events_give_back(ext, removed);
 		return st;
+	}
 	/* bmICCStatus is valid even when the command "failed" (e.g. a mute card) */
 	log_periodic("slot %u: ICC %s, command %s (bError 0x%02X)", s->index,
 		     ccid_icc_status_str(a.icc), ccid_cmd_status_str(a.cmd), a.bError);
 	ccid_track_icc(ext, a.icc);
+	if (removed && ext->reader_caps.current_state > SMC_STATE_ABSENT)
+		new_card(ext, "the reader reported the card removed or changed since the last look");
 	return SMC_OK;
+}
+
+smc_status ccid_card_tracking(struct smc_ext *ext)
+{
+	switch (ext->io.minor) {
+	case SMC_TRACK_REFRESH:
+		return refresh(ext);
+	case SMC_TRACK_PRESENT:
+	case SMC_TRACK_ABSENT:
+		return ccid_events_arm(ext);
+	}
+	log_critical("card tracking request %u is none of refresh, present, absent", ext->io.minor);
+	return SMC_ERR_NOT_SUPPORTED;
 }

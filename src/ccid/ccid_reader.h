@@ -5,9 +5,16 @@
  * exchange.c   the exchange-level strategies behind RDF_TRANSMIT
  * params.c     SetParameters built from the card's capabilities
  * speed.c      clock/rate lists, PPS and the reader's rate, voltage class
- * ccid_xfer.c  one command and its answer on the bulk pipe */
+ * ccid_xfer.c  one command and its answer on the bulk pipe
+ * events.c     the interrupt pipe: card events for all slots, card tracking
+ * ioctl.c      control codes (IFDHControl); features.c, pinpad.c, escape.c and
+ *              mechanical.c behind it (ioctl.h) */
 #ifndef CCID_READER_H
 #define CCID_READER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 
 #include "ccid.h"
 #include "ccid_xfer.h"
@@ -40,6 +47,16 @@
 /* Largest response APDU: 65536 data bytes and SW1 SW2. */
 #define CCID_EXTENDED_RESPONSE_MAX 65538u
 
+/* What the interrupt pipe said about one slot (events.c), under the
+ * reader's events.lock. */
+struct ccid_slot_events {
+	bool pending;                  /* an event no refresh has taken yet */
+	bool removed;                  /* among them a card left: removed, or swapped
+					* (a change with a card still present) */
+	bool known;                    /* present below comes from a message */
+	bool present;                  /* bmSlotICCState bit 0 of the last message */
+};
+
 /* The driver's private data of one slot (ext->reader_ext). */
 struct ccid_slot {
 	struct ccid_reader *reader;
@@ -47,6 +64,20 @@ struct ccid_slot {
 	uint8_t tpdu[CCID_TPDU_MAX];   /* scratch: the TPDU of the APDU in flight */
 	uint8_t t1_rx[SMC_T1_BLOCK_MAX]; /* scratch: the card's T=1 block */
 	uint64_t apdu_deadline;        /* ms (xfer clock) the APDU in flight must end by; 0: none */
+	struct ccid_slot_events ev;    /* under reader->events.lock */
+};
+
+/* The interrupt pipe of a reader (CCID 1.1 6.3). One thread reads it for
+ * all slots, started by the first tracking request and joined at close. */
+struct ccid_events {
+	bool ready;                    /* lock and cond set up */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;           /* the thread's pauses after errors */
+	pthread_t thread;
+	bool started;                  /* thread created, not yet joined */
+	bool stopping;                 /* close asked the thread to end */
+	bool failed;                   /* the pipe kept failing: no events, pcscd polls */
+	atomic_bool gone;              /* the pipe said the device is gone */
 };
 
 struct ccid_reader {
@@ -60,6 +91,8 @@ struct ccid_reader {
 	 * reader has no lists or stalls the requests (speed.c) */
 	uint32_t clocks[CCID_SPEED_LIST_MAX], rates[CCID_SPEED_LIST_MAX];
 	unsigned n_clocks, n_rates;
+	struct ccid_events events;
+	atomic_uint options;           /* CCID_OPTION_* (ccid.h), set by the boundary */
 };
 
 static inline struct ccid_slot *ccid_slot_of(struct smc_ext *ext)
@@ -81,9 +114,20 @@ smc_status ccid_transmit(struct smc_ext *ext);
 /* The reader set up for protocol (SetParameters, and the T=1 engine below APDU
  * level), at SET_PROTOCOL or when a card in specific mode was powered up. */
 smc_status ccid_start_protocol(struct smc_ext *ext, uint32_t proto);
+/* RDF_CARD_TRACKING: REFRESH (one GetSlotStatus), PRESENT and ABSENT (arm
+ * tracking through events.c). */
 smc_status ccid_card_tracking(struct smc_ext *ext);
 /* The slot's card state after an answer's bmICCStatus (logged when it changes). */
 void ccid_track_icc(struct smc_ext *ext, enum ccid_icc_status icc);
+
+/* ioctl.c: RDF_IOCTL_VENDOR, the one entry for every control code (IFDHControl):
+ * PC/SC part 10 features, Escape, mechanical functions (ioctl.h lists them). */
+smc_status ccid_ioctl_vendor(struct smc_ext *ext);
+/* mechanical.c: RDF_CARD_EJECT (Mechanical eject) and RDF_READER_SWALLOW
+ * (Mechanical accept: the card drawn in, state SWALLOWED), for readers whose
+ * dwMechanical has the mechanism; SMC_ERR_NOT_SUPPORTED otherwise. */
+smc_status ccid_card_eject(struct smc_ext *ext);
+smc_status ccid_reader_swallow(struct smc_ext *ext);
 
 /* exchange.c: ext->io.request to ext->io.reply at each exchange level. */
 smc_status ccid_exchange_tpdu(struct smc_ext *ext);
@@ -122,6 +166,35 @@ smc_status ccid_t1_block_char(struct smc_ext *ext, const uint8_t *tx, size_t tx_
 			      uint8_t *rx, size_t rx_cap, size_t *rx_len);
 /* exchange_char.c: an APDU over T=0 at character level (procedure bytes). */
 smc_status ccid_exchange_char_t0(struct smc_ext *ext);
+
+/* events.c: card events from the interrupt pipe (CCID 1.1 6.3). */
+/* How long the thread's one interrupt read lasts (close cancels it sooner). */
+#define CCID_EVENT_WAIT_MS 5000u
+/* Failed reads in a row (each followed by a growing pause, up to
+ * CCID_EVENT_PAUSE_MAX_MS) before events are given up for this reader. */
+#define CCID_EVENT_MAX_FAILURES 8u
+#define CCID_EVENT_PAUSE_MS 50u
+#define CCID_EVENT_PAUSE_MAX_MS 1000u
+/* The largest interrupt message taken: NotifySlotChange for 16 slots is 5
+ * bytes, HardwareError 4; an interrupt packet is at most 64 at full speed. */
+#define CCID_EVENT_MSG_MAX 64u
+/* At open, before anything can fail (close relies on it). */
+smc_status ccid_events_init(struct ccid_reader *r);
+/* At close: tracking waits end, the thread is stopped and joined. */
+void ccid_events_shutdown(struct ccid_reader *r);
+/* RDF_CARD_TRACKING PRESENT / ABSENT: start the thread if needed; complete
+ * at once if the slot has an event no refresh has taken. */
+smc_status ccid_events_arm(struct smc_ext *ext);
+/* A refresh takes the slot's events: true if a card left since the last
+ * one (removed, or swapped). */
+bool ccid_events_take(struct smc_ext *ext);
+/* A refresh that failed gives back what it took, for the next one. */
+void ccid_events_give_back(struct smc_ext *ext, bool removed);
+/* One interrupt IN message, as the thread got it: checked (malformed ones
+ * are logged and ignored), then dispatched to the slots. */
+void ccid_events_message(struct ccid_reader *r, const uint8_t *msg, size_t len);
+/* The interrupt pipe said the device is gone. */
+bool ccid_events_gone(const struct ccid_reader *r);
 
 /* params.c: configure the reader for protocol (SMC_PROTOCOL_T0 or _T1) from
  * ext->card_caps, unless the reader does it itself. */

@@ -57,6 +57,7 @@ static void fill_reader_caps(struct smc_reader_caps *rc, const struct ccid_descr
 	rc->rate_max = d->dwMaxDataRate;
 	rc->max_ifsd = d->dwMaxIFSD;
 	rc->max_input = max_input(d);
+	rc->card_events = info->has_interrupt != 0; /* events.c reads its interrupt pipe */
 }
 
 static smc_status setup_slot(struct ccid_reader *r, unsigned i)
@@ -74,6 +75,9 @@ static smc_status setup_slot(struct ccid_reader *r, unsigned i)
 	ext->reader_fn[RDF_TRANSMIT] = ccid_transmit;
 	ext->reader_fn[RDF_SET_PROTOCOL] = ccid_set_protocol;
 	ext->reader_fn[RDF_CARD_TRACKING] = ccid_card_tracking;
+	ext->reader_fn[RDF_CARD_EJECT] = ccid_card_eject;
+	ext->reader_fn[RDF_READER_SWALLOW] = ccid_reader_swallow;
+	ext->reader_fn[RDF_IOCTL_VENDOR] = ccid_ioctl_vendor;
 	ext->reader_ext = &r->slot_priv[i];
 	return SMC_OK;
 }
@@ -144,7 +148,9 @@ smc_status ccid_reader_open(struct ccid_transport *tp, struct ccid_reader **out)
 		return SMC_ERR_NO_MEMORY;
 	}
 	r->tp = tp;
-	st = open_reader(r);
+	st = ccid_events_init(r);
+	if (st == SMC_OK)
+		st = open_reader(r);
 	if (st != SMC_OK) {
 		ccid_reader_close(r);
 		return st;
@@ -167,13 +173,16 @@ struct smc_ext *ccid_reader_slot(struct ccid_reader *reader, unsigned slot)
 
 int ccid_reader_is_gone(const struct ccid_reader *reader)
 {
-	return reader != NULL && reader->xfer.rx != NULL && ccid_xfer_is_gone(&reader->xfer);
+	if (reader == NULL)
+		return 0;
+	return (reader->xfer.rx != NULL && ccid_xfer_is_gone(&reader->xfer)) || ccid_events_gone(reader);
 }
 
 void ccid_reader_close(struct ccid_reader *reader)
 {
 	if (reader == NULL)
 		return;
+	ccid_events_shutdown(reader); /* tracking waits end, the event thread is joined */
 	for (unsigned i = 0; i < reader->n_slots; i++)
 		smc_ext_destroy(&reader->slots[i]);
 	free(reader->slots);

@@ -285,17 +285,88 @@ static smc_status do_transmit(struct smc_ext *ext)
 	return st;
 }
 
-/* Tracking: answer at once, from a fresh look at the slot. */
+/* Tracking: answer at once, from a fresh look at the slot. In a REPORT, a
+ * card that left since the last report while a card is in now (swapped
+ * between two looks, or pulled and put back) is reported absent once: a
+ * caller that compares presence, as pcscd does, must see the old card go, or
+ * it would go on with the old ATR and the applications would never learn of
+ * the new card. The next report gives the new card (and WAIT_CHANGE returns
+ * at once for it). */
 static smc_status do_is_present(struct smc_ext *ext)
 {
-	smc_status st = refresh_state(ext);
+	struct smc_track *t = &ext->track;
+	uint32_t how = ext->io.minor;
+	smc_status st;
+	bool present;
 
+	if (how != SMC_PRESENCE_LOOK && how != SMC_PRESENCE_REPORT) {
+		log_critical("presence request %u is neither a look nor a report", how);
+		return SMC_ERR_INVALID_PARAM;
+	}
+	st = refresh_state(ext);
 	if (st != SMC_OK)
 		return st;
-	if (card_state(ext) > SMC_STATE_ABSENT)
+	present = card_state(ext) > SMC_STATE_ABSENT;
+	if (how == SMC_PRESENCE_LOOK) {
+		if (!present)
+			log_periodic("no card: state %s", smc_state_str(card_state(ext)));
+		return present ? SMC_OK : SMC_ERR_NO_MEDIA;
+	}
+	if (present && t->reported_present && t->removals != t->reported_removals) {
+		log_info("a card left the slot and a card is in now (%u removal(s) since the last look): "
+			 "reported absent once, then present as a new card",
+			 (unsigned)(t->removals - t->reported_removals));
+		present = false;
+	}
+	t->reported_present = present;
+	t->reported_removals = t->removals;
+	if (present)
 		return SMC_OK;
 	log_periodic("no card: state %s", smc_state_str(card_state(ext)));
 	return SMC_ERR_NO_MEDIA;
+}
+
+/* Tracking for WAIT_CHANGE, under the slot lock: what the caller waits for
+ * follows from the last report. After "absent" it waits for a card: that
+ * holds when the state shows one (the new card of a swap) or is unknown.
+ * After "present" it waits for its card to go: that holds when the state is
+ * ABSENT or the driver has counted a removal since. Otherwise the driver arms
+ * tracking with the matching minor (Windows' IS_PRESENT / IS_ABSENT). */
+static smc_status arm_tracking(struct smc_ext *ext, bool *holds)
+{
+	const struct smc_track *t = &ext->track;
+	enum smc_card_state state = card_state(ext);
+	uint32_t minor;
+
+	if (!t->reported_present) {
+		*holds = state > SMC_STATE_ABSENT || state == SMC_STATE_UNKNOWN;
+		minor = SMC_TRACK_PRESENT;
+	} else {
+		*holds = state <= SMC_STATE_ABSENT || t->removals != t->reported_removals;
+		minor = SMC_TRACK_ABSENT;
+	}
+	if (*holds)
+		return SMC_OK;
+	if (!have_rdf(ext, RDF_CARD_TRACKING))
+		return SMC_ERR_NOT_SUPPORTED;
+	ext->io = (struct smc_io){ .minor = minor };
+	return call_rdf(ext, RDF_CARD_TRACKING);
+}
+
+smc_status smc_tracking_arm(struct smc_ext *ext, bool *holds)
+{
+	smc_status st;
+	int err;
+
+	*holds = false;
+	err = pthread_mutex_lock(&ext->lock);
+	if (err != 0) {
+		log_critical("cannot take the slot lock: %s", strerror(err));
+		return SMC_ERR_INVALID_STATE;
+	}
+	st = arm_tracking(ext, holds);
+	pthread_mutex_unlock(&ext->lock);
+	return st;
 }
 
 static smc_status do_optional(struct smc_ext *ext, enum smc_rdf fn)
@@ -332,6 +403,9 @@ static smc_status dispatch(struct smc_ext *ext, enum smc_request req)
 	case SMC_REQ_VENDOR_IOCTL:
 		ext->io.ioctl_code = ext->io.minor;
 		return do_optional(ext, RDF_IOCTL_VENDOR);
+	case SMC_REQ_WAIT_CHANGE:
+	case SMC_REQ_CANCEL_WAIT:
+		break; /* handed over before the lock: see smc_device_control */
 	}
 	log_critical("unknown request %d", (int)req);
 	return SMC_ERR_INVALID_PARAM;
@@ -350,6 +424,12 @@ smc_status smc_device_control(struct smc_ext *ext, enum smc_request req, uint32_
 		log_critical("no extension given");
 		return SMC_ERR_INVALID_PARAM;
 	}
+	/* Card tracking waits without the slot lock, and a cancel must reach a
+	 * wait while another request holds the lock (tracking.c). */
+	if (req == SMC_REQ_WAIT_CHANGE)
+		return smc_tracking_wait(ext, minor);
+	if (req == SMC_REQ_CANCEL_WAIT)
+		return smc_tracking_cancel(ext);
 	err = pthread_mutex_lock(&ext->lock);
 	if (err != 0) {
 		log_critical("cannot take the slot lock: %s", strerror(err));

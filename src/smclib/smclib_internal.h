@@ -29,4 +29,13 @@ void smc_card_caps_timing(struct smc_card_caps *caps, uint32_t clk_khz);
 smc_status smc_attribute_get(const struct smc_ext *ext, uint32_t tag, uint8_t *reply,
 			     size_t reply_cap, size_t *value_len);
 
+/* Card tracking (tracking.c): SMC_REQ_WAIT_CHANGE (timeout in ms) and
+ * SMC_REQ_CANCEL_WAIT, which smc_device_control hands over before it takes
+ * the slot lock. */
+smc_status smc_tracking_wait(struct smc_ext *ext, uint32_t timeout_ms);
+smc_status smc_tracking_cancel(struct smc_ext *ext);
+/* The first step of a wait (dispatch.c), under the slot lock: *holds when the
+ * extension already shows the change; else the driver arms tracking. */
+smc_status smc_tracking_arm(struct smc_ext *ext, bool *holds);
+
 #endif

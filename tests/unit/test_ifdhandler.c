@@ -73,6 +73,7 @@ struct reader_dev {
 	size_t resp_len;
 	uint8_t unplug_on;          /* bMessageType that meets the unplug */
 	enum unplug_how unplug;
+	int no_interrupt;           /* the device has no interrupt IN endpoint */
 };
 
 static void answer(struct reader_dev *dev, uint8_t type, uint8_t status, uint8_t error, uint8_t specific,
@@ -246,6 +247,7 @@ tp_status usb_transport_open(const char *device_name, struct ccid_transport **ou
 	tp->info.bus = (uint8_t)dn.bus;
 	tp->info.address = (uint8_t)dn.address;
 	tp->info.interface_number = (uint8_t)dn.interface_number;
+	tp->info.has_interrupt = !plugged->no_interrupt;
 	plugged = NULL;
 	*out = tp;
 	return TP_OK;
@@ -798,6 +800,206 @@ static void presence_follows_what_the_reader_reports(void **state)
 	free_reader(dev);
 }
 
+/* ---- control codes (IFDHControl, RDF_IOCTL_VENDOR) ------------------------------ */
+
+#define DESC_PIN_SUPPORT 52
+
+static RESPONSECODE control(DWORD lun, DWORD code, const uint8_t *in, DWORD in_len, uint8_t *rx, DWORD rx_len,
+			    DWORD *got)
+{
+	uint8_t tx[64];
+
+	assert_true(in_len <= sizeof(tx));
+	if (in_len > 0)
+		memcpy(tx, in, in_len);
+	*got = 0xBAD;
+	return IFDHControl(lun, code, in_len > 0 ? tx : NULL, in_len, rx, rx_len, got);
+}
+
+/* pcsc-lite's codes reach the driver; what it does not offer, or what does not
+ * fit, gets the IFD code pcscd turns into SCARD_E_UNSUPPORTED_FEATURE or
+ * SCARD_E_INSUFFICIENT_BUFFER, with nothing returned. */
+static void control_codes_through_ifdhcontrol(void **state)
+{
+	static const uint8_t tags[] = { FEATURE_VERIFY_PIN_DIRECT, FEATURE_MODIFY_PIN_DIRECT,
+					FEATURE_IFD_PIN_PROPERTIES, FEATURE_GET_TLV_PROPERTIES };
+	static const uint8_t vendor_id[] = { PCSCv2_PART10_PROPERTY_wIdVendor, 2, 0xE6, 0x08 };
+	uint8_t d[54], rx[64], bad_verify[19 + 5] = { 0 };
+	struct reader_dev *dev;
+	DWORD got;
+	size_t i;
+
+	(void)state;
+	memcpy(d, qemu_desc, sizeof(d));
+	d[DESC_PIN_SUPPORT] = 0x03;
+	dev = new_reader(d);
+	open_ok(0x00000, dev, NAME_UDEV);
+	/* each feature at CM_IOCTL_GET_FEATURE_REQUEST + tag, big-endian */
+	assert_int_equal(control(0, CM_IOCTL_GET_FEATURE_REQUEST, NULL, 0, rx, sizeof(rx), &got), IFD_SUCCESS);
+	assert_int_equal(got, 6 * sizeof(tags));
+	for (i = 0; i < sizeof(tags); i++) {
+		uint32_t code = CM_IOCTL_GET_FEATURE_REQUEST + tags[i];
+		const uint8_t want[6] = { tags[i], 4, (uint8_t)(code >> 24), (uint8_t)(code >> 16),
+					  (uint8_t)(code >> 8), (uint8_t)code };
+
+		assert_memory_equal(rx + 6 * i, want, 6);
+	}
+	assert_int_equal(control(0, 0x313520, NULL, 0, rx, sizeof(rx), &got), IFD_SUCCESS);
+	assert_int_equal(got, 6 * sizeof(tags));
+	/* a buffer one byte short: nothing written, nothing returned */
+	memset(rx, 0xA5, sizeof(rx));
+	assert_int_equal(control(0, CM_IOCTL_GET_FEATURE_REQUEST, NULL, 0, rx, 23, &got),
+			 IFD_ERROR_INSUFFICIENT_BUFFER);
+	assert_int_equal(got, 0);
+	for (i = 0; i < sizeof(rx); i++)
+		assert_int_equal(rx[i], 0xA5);
+	/* the TLV properties carry the device's vendor ID */
+	assert_int_equal(control(0, CM_IOCTL_GET_FEATURE_REQUEST + FEATURE_GET_TLV_PROPERTIES, NULL, 0, rx,
+				 sizeof(rx), &got),
+			 IFD_SUCCESS);
+	for (i = 0; i + 2 <= got && rx[i] != PCSCv2_PART10_PROPERTY_wIdVendor; i += 2u + rx[i + 1])
+		;
+	assert_true(i + sizeof(vendor_id) <= got);
+	assert_memory_equal(rx + i, vendor_id, sizeof(vendor_id));
+	/* a malformed PIN structure (ulDataLength 0, wPINMaxExtraDigit 0): refused */
+	assert_int_equal(control(0, CM_IOCTL_GET_FEATURE_REQUEST + FEATURE_VERIFY_PIN_DIRECT, bad_verify,
+				 sizeof(bad_verify), rx, sizeof(rx), &got),
+			 IFD_COMMUNICATION_ERROR);
+	assert_int_equal(got, 0);
+	/* not offered: Escape without the administrator's option, eject without
+	 * the mechanism, an unknown code */
+	assert_int_equal(control(0, SCARD_CTL_CODE(1), (const uint8_t *)"\x01", 1, rx, sizeof(rx), &got),
+			 IFD_ERROR_NOT_SUPPORTED);
+	assert_int_equal(control(0, SCARD_CTL_CODE(3502), NULL, 0, rx, sizeof(rx), &got),
+			 IFD_ERROR_NOT_SUPPORTED);
+	assert_int_equal(control(0, SCARD_CTL_CODE(3399), NULL, 0, rx, sizeof(rx), &got),
+			 IFD_ERROR_NOT_SUPPORTED);
+	assert_int_equal(got, 0);
+	assert_int_equal(fake_sent_count_type(dev->fd, 0x69), 0);
+	assert_int_equal(fake_sent_count_type(dev->fd, 0x6B), 0);
+	assert_int_equal(fake_sent_count_type(dev->fd, 0x71), 0);
+	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
+	free_reader(dev);
+}
+
+/* Without an interrupt endpoint pcscd polls IFDHICCPresence; each call is one
+ * GetSlotStatus. A card pulled and put back between two calls is found
+ * inactive after we powered it: reported absent once, then present, so that
+ * pcscd sees the old card go and the new one come. */
+static void swap_between_two_presence_polls_is_reported_absent_once(void **state)
+{
+	struct reader_dev *dev = new_reader(NULL);
+	uint8_t buf[16];
+	DWORD len = sizeof(buf);
+
+	(void)state;
+	dev->no_interrupt = 1;
+	open_ok(0x00000, dev, NAME_UDEV);
+	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, &len, buf),
+			 IFD_ERROR_TAG);
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_ICC_PRESENT);
+	connect_t0(0x00000, dev);
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_ICC_PRESENT);
+	dev->icc[0] = 1; /* another card, not powered */
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_ICC_NOT_PRESENT);
+	assert_int_equal(get_cap(0x00000, TAG_IFD_ATR, buf, sizeof(buf), &len), IFD_SUCCESS);
+	assert_int_equal(len, 0); /* the old card's ATR is gone */
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_ICC_PRESENT);
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_ICC_PRESENT);
+	connect_t0(0x00000, dev);
+	transmit_ok(0x00000, dev);
+	/* one GetSlotStatus per call, nothing else */
+	assert_int_equal(fake_sent_count_type(dev->fd, 0x65), 5);
+	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
+	free_reader(dev);
+}
+
+/* ---- card events: the polling and stop functions ----------------------------------- */
+
+typedef RESPONSECODE (*poll_fn)(DWORD Lun, int timeout);
+typedef RESPONSECODE (*stop_fn)(DWORD Lun);
+
+static void polling_function_only_with_an_interrupt_endpoint(void **state)
+{
+	struct reader_dev *with = new_reader(NULL), *without = new_reader(NULL);
+	poll_fn poll = NULL;
+	stop_fn stop = NULL;
+	uint8_t buf[16];
+	DWORD len;
+
+	(void)state;
+	without->no_interrupt = 1;
+	open_ok(0x00000, with, NAME_UDEV);
+	open_ok(0x10000, without, NAME_LIBUSB);
+	len = sizeof(poll);
+	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, &len, (PUCHAR)&poll),
+			 IFD_SUCCESS);
+	assert_int_equal(len, sizeof(poll));
+	assert_non_null(poll);
+	len = sizeof(stop);
+	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_STOP_POLLING_THREAD, &len, (PUCHAR)&stop),
+			 IFD_SUCCESS);
+	assert_int_equal(len, sizeof(stop));
+	assert_non_null(stop);
+	assert_int_equal(get_byte(0x00000, TAG_IFD_POLLING_THREAD_KILLABLE), 0);
+	len = sizeof(buf);
+	assert_int_equal(IFDHGetCapabilities(0x10000, TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, &len, buf),
+			 IFD_ERROR_TAG);
+	len = sizeof(buf);
+	assert_int_equal(IFDHGetCapabilities(0x10000, TAG_IFD_STOP_POLLING_THREAD, &len, buf), IFD_ERROR_TAG);
+	len = sizeof(buf);
+	assert_int_equal(IFDHGetCapabilities(0x10000, TAG_IFD_POLLING_THREAD_KILLABLE, &len, buf),
+			 IFD_ERROR_TAG);
+	/* asking sends nothing */
+	assert_int_equal(fake_sent_count(with->fd), 0);
+	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
+	assert_int_equal(IFDHCloseChannel(0x10000), IFD_SUCCESS);
+	free_reader(with);
+	free_reader(without);
+}
+
+/* Once the reader is gone, or pcscd said so, the polling function returns
+ * IFD_NO_SUCH_DEVICE at once without a transfer; on a Lun nobody opened it
+ * fails and the stop function does nothing harmful. */
+static void polling_function_on_a_gone_reader_returns_at_once(void **state)
+{
+	struct reader_dev *dev = new_reader(NULL);
+	poll_fn poll = NULL;
+	stop_fn stop = NULL;
+	size_t sent, reads;
+	DWORD len;
+
+	(void)state;
+	open_ok(0x00000, dev, NAME_UDEV);
+	len = sizeof(poll);
+	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, &len, (PUCHAR)&poll),
+			 IFD_SUCCESS);
+	len = sizeof(stop);
+	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_STOP_POLLING_THREAD, &len, (PUCHAR)&stop),
+			 IFD_SUCCESS);
+	assert_int_equal(poll(0x70000, 100000), IFD_COMMUNICATION_ERROR);
+	assert_int_equal(stop(0x70000), IFD_SUCCESS);
+	assert_int_equal(IFDHSetCapabilities(0x00000, TAG_IFD_DEVICE_REMOVED, 0, NULL), IFD_SUCCESS);
+	sent = fake_sent_count(dev->fd);
+	reads = fake_receive_calls(dev->fd);
+	assert_int_equal(poll(0x00000, 100000), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(poll(0x00000, 100000), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(stop(0x00000), IFD_SUCCESS);
+	assert_int_equal(fake_sent_count(dev->fd), sent);
+	assert_int_equal(fake_receive_calls(dev->fd), reads);
+	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
+	free_reader(dev);
+
+	/* gone because a transfer found it gone */
+	dev = new_reader(NULL);
+	open_ok(0x00000, dev, NAME_UDEV);
+	fake_send_result(dev->fd, TP_NO_DEVICE);
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(poll(0x00000, 100000), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
+	free_reader(dev);
+}
+
 /* ---- the reader goes away -------------------------------------------------------- */
 
 /* Every call on a reader that is gone: NO_SUCH_DEVICE, and no transfer at all. */
@@ -1250,6 +1452,10 @@ int main(void)
 		TEST(transmit_before_protocol_selection_is_refused),
 		TEST(transmit_into_too_small_buffer_is_insufficient_buffer),
 		TEST(presence_follows_what_the_reader_reports),
+		TEST(swap_between_two_presence_polls_is_reported_absent_once),
+		TEST(polling_function_only_with_an_interrupt_endpoint),
+		TEST(polling_function_on_a_gone_reader_returns_at_once),
+		TEST(control_codes_through_ifdhcontrol),
 		TEST(reader_unplugged_mid_apdu_is_no_such_device_from_then_on),
 		TEST(reader_unplugged_while_flushing_garbage_is_no_such_device),
 		TEST(reader_unplugged_at_send_is_no_such_device),

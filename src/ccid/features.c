@@ -33,8 +33,6 @@ enum tlv_property {
  * reader only knows bTimeOut. */
 #define PIN_TIMEOUT2 0u
 
-/* bPPDUSupport bit 0: PPDU over SCardControl with FEATURE_CCID_ESC_COMMAND */
-#define PPDU_OVER_ESCAPE 0x01u
 
 /* dwMaxAPDUDataSize: 0 means short APDUs only (part 10), else the largest Lc/Le. */
 #define MAX_EXTENDED_DATA 65536u
@@ -147,7 +145,9 @@ smc_status ccid_tlv_properties(struct smc_ext *ext)
 		n += put_property(out + n, PROP_bMaxPINSize, PIN_MAX_DIGITS, 1);
 	}
 	/* sFirmwareID: CCID has no standard way to ask for it; left out. */
-	n += put_property(out + n, PROP_bPPDUSupport, ccid_escape_allowed(r) ? PPDU_OVER_ESCAPE : 0, 1);
+	/* PPDU (FF C2 01 ... over Escape) is the reader firmware's feature: none
+	 * known here, so none announced, whatever the Escape option says */
+	n += put_property(out + n, PROP_bPPDUSupport, 0, 1);
 	n += put_property(out + n, PROP_dwMaxAPDUDataSize, extended ? MAX_EXTENDED_DATA : 0, 4);
 	n += put_property(out + n, PROP_wIdVendor, r->tp->info.vendor_id, 2);
 	n += put_property(out + n, PROP_wIdProduct, r->tp->info.product_id, 2);

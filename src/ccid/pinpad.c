@@ -50,10 +50,11 @@
 #define VERIFY_MESSAGES_MAX 1u
 #define MODIFY_MESSAGES_MAX 3u
 
-/* How long the user may take: bTimerOut (0: the reader's default), at least
- * 30 s as libccid waits, then the card's own time for the APDU. */
+/* The PIN entry's wait (pin_timeout_ms): at least this, then the card's own
+ * time for the APDU. */
 #define PIN_WAIT_MIN_MS 30000u
 #define PIN_WAIT_MARGIN_MS 10000u
+#define PIN_WAIT_DEFAULT_MS 90000u /* bTimerOut 0: readers use up to a minute or so */
 
 /* PC/SC part 10 2.5: answers the IFD gives for its own outcomes */
 #define SW_PIN_TIMEOUT 0x6400u
@@ -377,9 +378,13 @@ static size_t secure_header_len(const struct pin_entry *e)
 	return build_header(e, scratch);
 }
 
+/* How long the user may take: bTimerOut seconds and a margin, or with
+ * bTimerOut 0 (the reader's own default, unknown here) a generous bound, so
+ * that the driver never gives up while the reader still waits for keys. */
 static unsigned pin_timeout_ms(struct smc_ext *ext, const struct pin_entry *e)
 {
-	unsigned user = e->bTimerOut * 1000u + PIN_WAIT_MARGIN_MS;
+	unsigned user = e->bTimerOut ? e->bTimerOut * 1000u + PIN_WAIT_MARGIN_MS
+				     : PIN_WAIT_DEFAULT_MS;
 
 	if (user < PIN_WAIT_MIN_MS)
 		user = PIN_WAIT_MIN_MS;

@@ -814,10 +814,10 @@ static void part10_escape_allowed_with_the_option(void **state)
 	assert_int_equal(control(r, code, cmd, 2, sizeof(r->reply)), SMC_OK);
 	assert_memory_equal(r->reply, cmd, 2);
 	assert_int_equal(spy.sent[MSG_ESCAPE], 4);
-	/* bPPDUSupport says PPDUs may go through FEATURE_CCID_ESC_COMMAND */
+	/* PPDUs are the firmware's: not announced even when Escape is allowed */
 	assert_int_equal(control(r, feature_code(r, FEATURE_GET_TLV_PROPERTIES), NULL, 0, sizeof(r->reply)),
 			 SMC_OK);
-	assert_int_equal(tlv_value(r->reply, r->reply_len, PCSCv2_PART10_PROPERTY_bPPDUSupport), 1);
+	assert_int_equal(tlv_value(r->reply, r->reply_len, PCSCv2_PART10_PROPERTY_bPPDUSupport), 0);
 	rig_close(r);
 }
 
@@ -927,6 +927,7 @@ static struct {
 	uint8_t status, error;
 	const uint8_t *data;
 	size_t len;
+	unsigned delay_ms;           /* the user's typing time */
 } secure_answer;
 
 static const uint8_t t0_atr[] = { 0x3B, 0x00 };
@@ -942,10 +943,14 @@ static void fake_reader(struct fake_dev *d, const uint8_t *msg, size_t len, void
 	case 0x61:
 		fake_rx_answer(d, 0x82, 0x00, 0, msg[7], msg + 10, len - 10);
 		break;
-	case MSG_SECURE:
-		fake_rx_answer(d, 0x80, secure_answer.status, secure_answer.error, 0, secure_answer.data,
-			       secure_answer.len);
+	case MSG_SECURE: {
+		struct fake_frame fr = { .type = 0x80, .status = secure_answer.status,
+					 .error = secure_answer.error, .data = secure_answer.data,
+					 .len = secure_answer.len };
+
+		fake_rx_frame(d, &fr, 0, secure_answer.delay_ms);
 		break;
+	}
 	case MSG_ESCAPE:
 		fake_rx_answer(d, 0x83, 0x00, 0, 0, msg + 10, len - 10);
 		break;
@@ -983,6 +988,9 @@ static void fake_open(struct fake_rig *f, uint8_t pin_support)
 	secure_answer.error = 0;
 	secure_answer.data = (const uint8_t *)"\x90\x00";
 	secure_answer.len = 2;
+	secure_answer.delay_ms = 0;
+	f->reader->xfer.clock = fake_clock_ms;
+	f->reader->xfer.clock_ctx = f->fd;
 }
 
 static void fake_close(struct fake_rig *f)
@@ -1098,6 +1106,30 @@ static void part10_pin_timeout_and_cancel_become_sw_6400_6401(void **state)
 	fake_close(&f);
 }
 
+/* bTimerOut 0 leaves the time to the reader, which may give the user well
+ * over a minute: the driver still waits (85 s here), and gives up only well
+ * after any reader would have (a reader that never answers). */
+static void part10_pin_entry_with_the_readers_timeout_is_waited_for(void **state)
+{
+	uint32_t code = CM_IOCTL_GET_FEATURE_REQUEST + FEATURE_VERIFY_PIN_DIRECT;
+	struct fake_rig f;
+	struct pin_buf b;
+	uint64_t start;
+
+	(void)state;
+	fake_open(&f, 0x01);
+	make_verify(&b, verify_apdu, sizeof(verify_apdu));
+	b.u.v.bTimerOut = 0;
+	secure_answer.delay_ms = 85000;
+	assert_int_equal(fake_control(&f, code, b.u.bytes, b.len, 2), SMC_OK);
+	assert_int_equal(f.reply[0] << 8 | f.reply[1], 0x9000);
+	secure_answer.delay_ms = 1000000;
+	start = fake_clock_ms(f.fd);
+	assert_int_equal(fake_control(&f, code, b.u.bytes, b.len, 2), SMC_ERR_TIMEOUT);
+	assert_true(fake_clock_ms(f.fd) - start < 120000);
+	fake_close(&f);
+}
+
 static void part10_secure_failures_and_odd_answers(void **state)
 {
 	static const uint8_t long_answer[10] = { 1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00 };
@@ -1191,6 +1223,7 @@ int main(void)
 		cmocka_unit_test(part10_verify_secure_message_bytes),
 		cmocka_unit_test(part10_modify_secure_message_bytes),
 		cmocka_unit_test(part10_pin_timeout_and_cancel_become_sw_6400_6401),
+		cmocka_unit_test(part10_pin_entry_with_the_readers_timeout_is_waited_for),
 		cmocka_unit_test(part10_secure_failures_and_odd_answers),
 		cmocka_unit_test(part10_escape_and_mechanical_message_bytes),
 	};

@@ -17,7 +17,11 @@
  *       (smartcrd-vreader --time-unit-ms), so the answer may not come before
  *       xx * MS ms
  *   -c SOCKET: card removal and insertion through smartcrd-vreader's control
- *       socket, seen by SCardGetStatusChange, then the applet selected again.
+ *       socket, seen by SCardGetStatusChange, -n CYCLES times (default 5),
+ *       then the applet selected again. Each event's latency (control command
+ *       -> SCardGetStatusChange return) is printed, then "applet_sweep: event
+ *       latency: removal R ms, insertion I ms (median of N/N), max R/I ms";
+ *       timing never fails the check.
  *   -F FAULT[,FAULT...] (with -c; instead of the sweep): for each fault, "fault
  *       FAULT 1" on the control socket ("fault NAME N" for FAULT = NAME_N, the
  *       fault on for N uses), one APDU (80 34 00 10 10) that must
@@ -32,7 +36,7 @@
  *
  * It runs in the test guest (tests/vm/scenarios/vreader.sh); it is built on
  * the host by tests/vm/setup.sh. Usage:
- *   applet_sweep [-r READER_SUBSTRING] [-x] [-g] [-w MS] [-c SOCKET] [-t SECONDS] [-v]
+ *   applet_sweep [-r READER_SUBSTRING] [-x] [-g] [-w MS] [-c SOCKET [-n CYCLES]] [-t SECONDS] [-v]
  *   applet_sweep [-r READER_SUBSTRING] -E [-w MS] [-v]
  *   applet_sweep [-r READER_SUBSTRING] -c SOCKET -F FAULT[,FAULT...] [-T SECONDS] [-v]
  * Last line: "applet_sweep: N passed, M failed" (checks); exit 0 only when
@@ -335,34 +339,77 @@ static int control(const char *path, const char *cmd)
 	return rc;
 }
 
-/* Waits up to secs for the reader's state to have (or lose) flag. */
-static bool wait_state(struct sweep *s, DWORD flag, bool want, unsigned secs)
+/*
+ * One card event and how long pcscd took to report it: the reader's state is
+ * read first (SCardGetStatusChange with SCARD_STATE_UNAWARE answers at once),
+ * then the control command goes out and SCardGetStatusChange waits for the
+ * change. The latency runs from just before the command to the return that
+ * shows flag set (want) or clear: the control socket, the reader's
+ * NotifySlotChange, the driver, pcscd (on insertion also the card's power-up,
+ * as applications see it). Returns it in ms, or -1 (with a line saying why).
+ */
+static double event_ms(struct sweep *s, const char *sock, const char *cmd, DWORD flag, bool want,
+		       unsigned secs)
 {
 	SCARD_READERSTATE st;
-	double end = now_s() + secs;
+	double t0, end;
 	LONG rv;
 
 	memset(&st, 0, sizeof(st));
 	st.szReader = s->reader;
 	st.dwCurrentState = SCARD_STATE_UNAWARE;
+	rv = SCardGetStatusChange(s->ctx, 0, &st, 1);
+	if (rv != SCARD_S_SUCCESS) {
+		printf("applet_sweep: SCardGetStatusChange (current state): %s\n", pcsc_stringify_error(rv));
+		return -1;
+	}
+	if (((st.dwEventState & flag) != 0) == want) {
+		printf("applet_sweep: '%s': the reader is already in that state (0x%lX)\n", cmd,
+		       (unsigned long)st.dwEventState);
+		return -1;
+	}
+	st.dwCurrentState = st.dwEventState & ~(DWORD)SCARD_STATE_CHANGED;
+	t0 = now_s();
+	end = t0 + secs;
+	if (control(sock, cmd) != 0)
+		return -1;
 	while (now_s() < end) {
-		rv = SCardGetStatusChange(s->ctx, 1000, &st, 1);
-		if (rv != SCARD_S_SUCCESS && rv != (LONG)SCARD_E_TIMEOUT) {
+		rv = SCardGetStatusChange(s->ctx, (DWORD)((end - now_s()) * 1000) + 1, &st, 1);
+		if (rv == (LONG)SCARD_E_TIMEOUT)
+			break;
+		if (rv != SCARD_S_SUCCESS) {
 			printf("applet_sweep: SCardGetStatusChange: %s\n", pcsc_stringify_error(rv));
-			return false;
+			return -1;
 		}
 		if (((st.dwEventState & flag) != 0) == want)
-			return true;
+			return (now_s() - t0) * 1000.0;
 		st.dwCurrentState = st.dwEventState & ~(DWORD)SCARD_STATE_CHANGED;
 	}
-	return false;
+	printf("applet_sweep: '%s': no change seen within %u s (state 0x%lX)\n", cmd, secs,
+	       (unsigned long)st.dwEventState);
+	return -1;
 }
 
-static void event_check(struct sweep *s, const char *name, bool ok)
+static int cmp_double(const void *a, const void *b)
 {
-	if (ok) {
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median and maximum of n > 0 values (sorts them). */
+static void median_max(double *v, unsigned n, double *median, double *max)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	*median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	*max = v[n - 1];
+}
+
+static void event_check(struct sweep *s, const char *name, double ms)
+{
+	if (ms >= 0) {
 		s->passed++;
-		printf("applet_sweep: %s ok\n", name);
+		printf("applet_sweep: %s ok in %.1f ms\n", name, ms);
 	} else {
 		s->failed++;
 		printf("FAIL %s\n", name);
@@ -371,13 +418,41 @@ static void event_check(struct sweep *s, const char *name, bool ok)
 
 static int connect_card(struct sweep *s);
 
-static void card_events(struct sweep *s, const char *sock)
+#define EVENT_CYCLES_MAX 50
+#define EVENT_SETTLE_US 250000   /* between events: pcscd done with the last one */
+
+/*
+ * cycles removals and insertions through the control socket, each seen by
+ * SCardGetStatusChange, with their latencies; then the applet selected again.
+ * Timing never fails a check (the guest runs under TCG, on a loaded machine):
+ * the figures are printed, "applet_sweep: event latency ...".
+ */
+static void card_events(struct sweep *s, const char *sock, unsigned cycles)
 {
+	double rm[EVENT_CYCLES_MAX], ins[EVENT_CYCLES_MAX], ms, rm_med, rm_max, ins_med, ins_max;
+	unsigned i, n_rm = 0, n_ins = 0;
+
 	SCardDisconnect(s->card, SCARD_LEAVE_CARD);
-	event_check(s, "removal seen", control(sock, "remove 0") == 0 &&
-		    wait_state(s, SCARD_STATE_EMPTY, true, 15));
-	event_check(s, "insertion seen", control(sock, "insert 0") == 0 &&
-		    wait_state(s, SCARD_STATE_PRESENT, true, 15));
+	for (i = 0; i < cycles; i++) {
+		ms = event_ms(s, sock, "remove 0", SCARD_STATE_EMPTY, true, 15);
+		event_check(s, "removal seen", ms);
+		if (ms < 0)
+			break;   /* the next insertion would find the card in */
+		rm[n_rm++] = ms;
+		usleep(EVENT_SETTLE_US);
+		ms = event_ms(s, sock, "insert 0", SCARD_STATE_PRESENT, true, 15);
+		event_check(s, "insertion seen", ms);
+		if (ms < 0)
+			break;
+		ins[n_ins++] = ms;
+		usleep(EVENT_SETTLE_US);
+	}
+	if (n_rm > 0 && n_ins > 0) {
+		median_max(rm, n_rm, &rm_med, &rm_max);
+		median_max(ins, n_ins, &ins_med, &ins_max);
+		printf("applet_sweep: event latency: removal %.0f ms, insertion %.0f ms (median of %u/%u), "
+		       "max %.0f/%.0f ms\n", rm_med, ins_med, n_rm, n_ins, rm_max, ins_max);
+	}
 	if (connect_card(s) == 0)
 		select_applet(s);
 	else
@@ -581,7 +656,7 @@ static void faults(struct sweep *s, const char *sock, char *list, unsigned secs)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: applet_sweep [-r READER_SUBSTRING] [-x] [-g] [-w MS] [-c SOCKET] "
+	fprintf(stderr, "usage: applet_sweep [-r READER_SUBSTRING] [-x] [-g] [-w MS] [-c SOCKET [-n CYCLES]] "
 			"[-t SECONDS] [-v]\n"
 			"       applet_sweep [-r READER_SUBSTRING] -E [-w MS] [-v]\n"
 			"       applet_sweep [-r READER_SUBSTRING] -c SOCKET -F FAULT[,FAULT...] "
@@ -596,13 +671,13 @@ int main(int argc, char **argv)
 	char *fault_list = NULL;
 	unsigned fault_secs = 30;
 	bool extended = false, t0_tpdu = false, time_only = false;
-	unsigned seconds = 240, unit_ms = 0;
+	unsigned seconds = 240, unit_ms = 0, cycles = 5;
 	uint8_t *buf;
 	double t0;
 	int opt;
 
 	memset(&s, 0, sizeof(s));
-	while ((opt = getopt(argc, argv, "r:xgEw:c:t:F:T:v")) != -1) {
+	while ((opt = getopt(argc, argv, "r:xgEw:c:n:t:F:T:v")) != -1) {
 		switch (opt) {
 		case 'r': want = optarg; break;
 		case 'x': extended = true; break;
@@ -610,6 +685,7 @@ int main(int argc, char **argv)
 		case 'E': time_only = true; break;
 		case 'w': unit_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'c': sock = optarg; break;
+		case 'n': cycles = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 't': seconds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'F': fault_list = optarg; break;
 		case 'T': fault_secs = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -617,7 +693,8 @@ int main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (optind != argc || seconds == 0 || fault_secs == 0 || (fault_list != NULL && sock == NULL))
+	if (optind != argc || seconds == 0 || fault_secs == 0 || (fault_list != NULL && sock == NULL) ||
+	    cycles == 0 || cycles > EVENT_CYCLES_MAX)
 		usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	s.resp = malloc(MAX_RESP);
@@ -659,7 +736,7 @@ int main(int argc, char **argv)
 		printf("applet_sweep: stopped early (%s)\n",
 		       s.gave_up ? "reader stopped answering" : "time limit");
 	if (sock != NULL)
-		card_events(&s, sock);
+		card_events(&s, sock, cycles);
 	SCardDisconnect(s.card, SCARD_LEAVE_CARD);
 	SCardReleaseContext(s.ctx);
 	printf("applet_sweep: %lu passed, %lu failed\n", s.passed, s.failed);

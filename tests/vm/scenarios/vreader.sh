@@ -6,14 +6,17 @@
 # between runs.
 #
 # Usage: vreader.sh [--bin VREADER] RUN [--- RUN]...
-#   RUN:  [--name NAME] ours BUNDLE_DIR [KEY=VALUE...] [+faults]
-#         [--name NAME] libccid [KEY=VALUE...] [+faults]
+#   RUN:  [--name NAME] ours BUNDLE_DIR [KEY=VALUE...] [+faults] [+part10]
+#         [--name NAME] libccid [KEY=VALUE...] [+faults] [+part10]
 #   KEY=VALUE  profile settings for smartcrd-vreader -o (sim/README.md), e.g.
 #              level=tpdu card-protocols=t0
 #   +faults    also the fault-* checks in this run (the reader faults of
 #              FAULTS below) and the hwerror check; +faults=F1,F2... those
 #              faults instead, each NAME or NAME_N (on for the next N uses:
 #              sim/README.md), or hwerror
+#   +part10    also the part10-* checks (PC/SC part 10 through pcscd,
+#              tests/vm/part10.py); the profile needs pin-support=verify,modify
+#              and a keypad-pin equal to the card's PIN (card-pin)
 #   VREADER    the smartcrd-vreader binary (host path); default: next to the
 #              staged bundle, STAGE/usr/bin/smartcrd-vreader
 # Checks, each a line "PASS NAME.check" / "FAIL NAME.check: why" in
@@ -36,13 +39,19 @@
 #                answer's delay is checked where the reader sends CCID time
 #                extensions), T=1 WTX at TPDU level, NULL bytes at character level
 #   events       card removal and insertion through the control socket, seen
-#                by SCardGetStatusChange
+#                by SCardGetStatusChange, 5 times; the detail is the latency
+#                (command -> SCardGetStatusChange return), median and max,
+#                figures only: timing never fails the check
 #   fault-NAME   (runs with +faults) "fault NAME 1" on the control socket, one
 #                APDU that must end in an error or the right answer within
 #                FAULT_SECONDS (never a hang), "fault off", then three APDUs
 #                that must work: the driver is back in step (applet_sweep -F)
 #   hwerror      (runs with +faults) the same with "hwerror 0" on the control
 #                socket (a RDR_to_PC_HardwareError on the interrupt endpoint)
+#   part10-*     (runs with +part10) part10.py: features, tlv, verify,
+#                wrong-pin, modify, malformed, escape (its docstring says what
+#                each checks); then pcscd again with ifdDriverOptions 0x0001 in
+#                the bundle's Info.plist: escape-allowed
 #   pcscd-alive  pcscd still running after the sweep (and the faults)
 #   sanitizers   (only for a driver bundle built with ASan/UBSan) no report
 #   control      the control socket: status, errors for a bad slot or command
@@ -52,7 +61,8 @@
 #   vreader-sanitizers  (only for a smartcrd-vreader built with ASan/UBSan) no
 #                report in its log
 # Files per run in $VM_RESULTS/NAME/: vreader.log, lsusb.txt, raw_host.log,
-# pcscd.log, sweep.log. Exit status 0 only when every check passed.
+# pcscd.log, sweep.log (part10.log, part10-escape.log, pcscd-escape.log with
+# +part10). Exit status 0 only when every check passed.
 set -uo pipefail   # no -e: every check runs and reports even after a failure
 # shellcheck source=guest-lib.sh
 . "$(dirname "$0")/guest-lib.sh"
@@ -300,6 +310,79 @@ check_faults() {
     done
 }
 
+# check_events: the "events" check from sweep.log (applet_sweep -c): every
+# removal and insertion seen; the detail is the latency line (timing never
+# fails it: the guest runs under TCG on a shared machine).
+check_events() {
+    local lat
+    lat=$(grep -m1 '^applet_sweep: event latency: ' "$RD/sweep.log")
+    if grep -qE '^FAIL (removal|insertion)' "$RD/sweep.log" || [ -z "$lat" ]; then
+        fail events "$(grep -E '^FAIL (removal|insertion)' "$RD/sweep.log" | tr '\n' ' ')$(grep -m1 -E "^applet_sweep: '(remove|insert)" "$RD/sweep.log")"
+    else
+        pass events "${lat#applet_sweep: event latency: }"
+    fi
+}
+
+# set_driver_options MODE VALUE: ifdDriverOptions in the Info.plist of the
+# bundle in use (the guest's overlay takes the write); both drivers read it
+# when pcscd loads them. Bit 0x01 lets applications send Escape.
+set_driver_options() {
+    local plist
+    case $1 in
+        ours) plist=$DRIVERS/ifd-smartcrd.bundle/Contents/Info.plist ;;
+        libccid) plist=$DRIVERS/ifd-ccid.bundle/Contents/Info.plist ;;
+    esac
+    sed -i '/<key>ifdDriverOptions<\/key>/{n;s|<string>[^<]*</string>|<string>'"$2"'</string>|}' "$plist"
+    grep -A1 '<key>ifdDriverOptions</key>' "$plist" | grep -q "<string>$2</string>"
+}
+
+# part10_verdicts LOG CHECK...: the "PASS part10-X" / "FAIL part10-X" lines
+# of part10.py's LOG as the run's checks.
+part10_verdicts() {
+    local log=$1 c line
+    shift
+    for c in "$@"; do
+        line=$(grep -m1 -E "^(PASS|FAIL) $c:" "$log")
+        case $line in
+            PASS*) pass "$c" "${line#PASS "$c": }" ;;
+            FAIL*) fail "$c" "${line#FAIL "$c": }" ;;
+            *) fail "$c" "no result (see $(basename "$log"))" ;;
+        esac
+    done
+}
+
+# check_part10 MODE LEVEL: PC/SC part 10 through pcscd (part10.py, pyscard):
+# the part10-* checks with Escape not allowed (the default), then pcscd
+# started again with ifdDriverOptions 0x0001 for part10-escape-allowed, and
+# the option set back. Needs a profile with pin-support=verify,modify whose
+# keypad-pin is the card's PIN.
+check_part10() {
+    local mode=$1 level=$2 lcd layout=0 args rc
+    lcd=$(opt lcd none)
+    [ "$lcd" != none ] && layout=$(( ${lcd%x*} << 8 | ${lcd#*x} ))
+    args=(--keypad-pin "$(opt keypad-pin 1234)" --new-pin "$(opt keypad-new-pin 5678)"
+          --lcd "$layout" --vid "$vid" --pid "$pid" --level "$level")
+    timeout --kill-after=5 300 python3 "$VM_DIR/part10.py" "${args[@]}" >"$RD/part10.log" 2>&1
+    rc=$?
+    grep -E '^part10: ([0-9]+ passed|feature|PIN prop)' "$RD/part10.log"
+    part10_verdicts "$RD/part10.log" part10-features part10-tlv part10-verify part10-wrong-pin \
+        part10-modify part10-malformed part10-escape
+    [ $rc = 0 ] || log "part10.py exit $rc"
+    # Escape allowed by the administrator: a new pcscd reads the option
+    stop_pcscd
+    if ! set_driver_options "$mode" 0x0001; then
+        fail part10-escape-allowed "could not set ifdDriverOptions in the bundle's Info.plist"
+    elif ! start_pcscd "$RD/pcscd-escape.log" "ATR: " SMARTCRD_LOG_LEVEL="${SMARTCRD_LOG_LEVEL:-3}" \
+        LIBCCID_ifdLogLevel=0x0003 "${san_env[@]}"; then
+        fail part10-escape-allowed "pcscd with ifdDriverOptions 0x0001: no reader with a card (see pcscd-escape.log)"
+    else
+        timeout --kill-after=5 120 python3 "$VM_DIR/part10.py" --escape-allowed "${args[@]}" \
+            >"$RD/part10-escape.log" 2>&1
+        part10_verdicts "$RD/part10-escape.log" part10-escape-allowed
+    fi
+    set_driver_options "$mode" 0x0000 || log "could not set ifdDriverOptions back to 0x0000"
+}
+
 # run_one MODE BUNDLE: one run with the current $run, $opts.
 # start_driver MODE BUNDLE ATR_PATTERN: only the chosen driver bundle in place
 # (libccid also learns our VID/PID), the "driver" check, then pcscd (with the
@@ -332,7 +415,7 @@ end_driver() {
 
 run_one() {
     local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() rc summary
-    local faults=() time_flags=()
+    local faults=() time_flags=() part10=no
     local -a san_env=()
     local out
     RD=$R/$run
@@ -348,6 +431,7 @@ run_one() {
             # (libccid?) would fail every check after it
             +faults) faults=(hwerror "${FAULTS[@]}") ;;
             +faults=*) IFS=, read -r -a faults <<<"${kv#+faults=}" ;;
+            +part10) part10=yes ;;
             *) vopts+=(-o "$kv") ;;
         esac
     done
@@ -407,15 +491,12 @@ run_one() {
     rc=$?
     grep -E '^applet_sweep: (connected|sweep of|stopped)' "$RD/sweep.log"
     client_verdict sweep applet_sweep "$RD/sweep.log" $rc
-    if grep -q 'removal seen ok' "$RD/sweep.log" && grep -q 'insertion seen ok' "$RD/sweep.log"; then
-        pass events
-    else
-        fail events "$(grep -E '^FAIL (removal|insertion)' "$RD/sweep.log" | tr '\n' ' ')"
-    fi
+    check_events
     timeout --kill-after=5 60 "$VM_BUILD/applet_sweep" -E "${time_flags[@]}" >"$RD/time-ext.log" 2>&1
     client_verdict time-ext applet_sweep "$RD/time-ext.log" $?
     grep -E '^applet_sweep: 80 38' "$RD/time-ext.log"
     [ ${#faults[@]} -gt 0 ] && check_faults "${faults[@]}"
+    [ $part10 = yes ] && check_part10 "$mode" "$level"
     end_driver
     check_control
     check_replug "$id"

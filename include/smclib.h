@@ -247,6 +247,15 @@ struct smc_track {
 	 * A card present again with removals moved on is reported absent once. */
 	bool reported_present;
 	uint32_t reported_removals;
+	/* smclib, under ext->lock: how the last look at the slot (the driver's
+	 * SMC_TRACK_REFRESH) ended, SMC_OK if it worked. While it failed, the
+	 * state says nothing about the card and the driver's events may not have
+	 * been taken: WAIT_CHANGE fails at once (SMC_ERR_COMM, or
+	 * SMC_ERR_NO_DEVICE when the look found the reader gone) instead of
+	 * reporting a change that a look cannot confirm, so that a caller which
+	 * looks again after each change does not loop at full speed; it pauses
+	 * and looks again. */
+	smc_status last_look;
 	/* smclib's tracking lock (one for all extensions, src/smclib/tracking.c) */
 	uint32_t completions;        /* smc_complete_card_tracking() calls */
 	smc_status result;           /* the status of the last one */
@@ -286,8 +295,10 @@ enum smc_request {
 	 * the last IS_PRESENT report (a card in after "absent"; the card gone
 	 * or swapped after "present"), at once if it already does;
 	 * SMC_ERR_TIMEOUT, SMC_ERR_CANCELLED (CANCEL_WAIT), SMC_ERR_NO_DEVICE,
-	 * SMC_ERR_NOT_SUPPORTED (no card events: poll IS_PRESENT instead). The
-	 * slot lock is held only to arm the driver, never while waiting. */
+	 * SMC_ERR_NOT_SUPPORTED (no card events: poll IS_PRESENT instead),
+	 * SMC_ERR_COMM at once while the last look at the slot failed (pause,
+	 * then IS_PRESENT again; struct smc_track, last_look). The slot lock is
+	 * held only to arm the driver, never while waiting. */
 	SMC_REQ_WAIT_CHANGE,
 	/* The slot's WAIT_CHANGE returns SMC_ERR_CANCELLED now; with none
 	 * running, the next one does (a stop racing a wait is never lost).

@@ -169,6 +169,9 @@ static void cancel_waits(struct ccid_reader *reader)
 /* The polling function: returns when the slot's card may have changed (pcscd
  * then calls IFDHICCPresence), after timeout ms, or when the stop function is
  * called, all with IFD_SUCCESS (pcscd pauses 400 ms after anything else).
+ * While the last IFDHICCPresence failed (the reader does not answer
+ * GetSlotStatus): IFD_COMMUNICATION_ERROR at once, so that pcscd pauses
+ * before it asks again instead of going round at full speed.
  * Once the reader is gone: IFD_NO_SUCH_DEVICE, at once, every time; pcscd
  * then finds the same in IFDHICCPresence and removes the reader. */
 static RESPONSECODE card_event_poll(DWORD Lun, int timeout)
@@ -328,17 +331,25 @@ static RESPONSECODE put_byte(PDWORD Length, PUCHAR Value, uint8_t v)
 /* TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, TAG_IFD_STOP_POLLING_THREAD and
  * TAG_IFD_POLLING_THREAD_KILLABLE, for readers whose interrupt endpoint
  * reports card events. Without one, IFD_ERROR_TAG: pcscd then calls
- * IFDHICCPresence every 400 ms, which costs one GetSlotStatus. */
+ * IFDHICCPresence every 400 ms, which costs one GetSlotStatus.
+ *
+ * The functions are handed out for a reader that is gone or that pcscd said
+ * was removed, too: they then return at once (the polling function with
+ * IFD_NO_SUCH_DEVICE), while a refusal here would leave pcscd polling the
+ * presence of a reader it is about to remove. Asking sends nothing. */
 static RESPONSECODE event_capability(DWORD Lun, DWORD Tag, PDWORD Length, PUCHAR Value)
 {
 	poll_fn poll = card_event_poll;
 	stop_fn stop = card_event_stop;
+	struct lun_entry *e = lun_lookup((uint32_t)Lun);
 	struct smc_ext *ext;
-	RESPONSECODE rc;
 
-	ext = slot_of(Lun, &rc);
-	if (ext == NULL)
-		return rc;
+	ext = e != NULL ? ccid_reader_slot(e->reader, LUN_SLOT(Lun)) : NULL;
+	if (ext == NULL) {
+		log_critical("Lun 0x%lX is not open: no polling function (tag 0x%lX)", (unsigned long)Lun,
+			     (unsigned long)Tag);
+		return IFD_COMMUNICATION_ERROR;
+	}
 	if (!ext->reader_caps.card_events) {
 		log_info("Lun 0x%lX: no interrupt endpoint: no polling function (tag 0x%lX), presence is polled",
 			 (unsigned long)Lun, (unsigned long)Tag);
@@ -395,6 +406,10 @@ IFD_EXPORT RESPONSECODE IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length,
 	case TAG_IFD_STOP_POLLING_THREAD:
 	case TAG_IFD_POLLING_THREAD_KILLABLE:
 		return event_capability(Lun, Tag, Length, Value);
+	case TAG_IFD_DEVICE_REMOVED:
+		/* pcscd asks before it sets the tag, and sets it only on 1 (its
+		 * RFRemoveReader): 1 says IFDHSetCapabilities takes it. */
+		return put_byte(Length, Value, 1);
 	default:
 		break;
 	}

@@ -78,7 +78,20 @@ static size_t notify_len(unsigned n_slots)
 
 /* Under events.lock: one slot's two bits of a NotifySlotChange. The first
  * message about a slot tells which cards are in (readers send one when
- * configured, 6.3.1): a card found there then is no swap. */
+ * configured, 6.3.1): a card found there then is no swap.
+ *
+ * Why not a swap: many readers set the "changed" bit of every occupied slot
+ * in that first message, so taking it for a swap would report each card
+ * present at start-up absent once for nothing. The price is a window: the
+ * thread starts with the first tracking request, after pcscd's first looks,
+ * and the reader's first message may describe changes made before it. A card
+ * swapped between our first GetSlotStatus and that message (or a swap the
+ * reader merged into it) is not marked removed here. When the first message
+ * carries "changed" the slot is still marked pending, so the next refresh
+ * looks: a card we had powered is then found inactive and taken for a new
+ * one (ccid_track_icc). Missed are only a swap of a card not yet powered
+ * (nothing of it to lose) and a swap on a reader that activates cards by
+ * itself (found active, like the old one). */
 static void slot_bits(struct ccid_reader *r, unsigned i, unsigned bits)
 {
 	struct ccid_slot_events *se = &r->slot_priv[i].ev;
@@ -345,15 +358,22 @@ bool ccid_events_take(struct smc_ext *ext)
 	return removed;
 }
 
+/* The refresh failed: whatever it took is the next one's. The slot is marked
+ * pending whether or not an event was taken: an insertion or a HardwareError
+ * carries no "removed", and dropping it would leave a card in the slot with
+ * nothing to end the next wait. A pending mark with no event behind it costs
+ * one look at most, and cannot make the caller spin: while the last look
+ * failed, smclib refuses the wait before it reaches ccid_events_arm (struct
+ * smc_track, last_look), and the next look that works takes the mark. A
+ * removal the thread recorded meanwhile stays recorded. */
 void ccid_events_give_back(struct smc_ext *ext, bool removed)
 {
 	struct ccid_slot *s = ccid_slot_of(ext);
 	struct ccid_events *ev = &s->reader->events;
 
-	if (!removed)
-		return;
 	pthread_mutex_lock(&ev->lock);
-	s->ev.removed = true;
+	if (removed)
+		s->ev.removed = true;
 	s->ev.pending = true;
 	pthread_mutex_unlock(&ev->lock);
 }

@@ -70,7 +70,8 @@ static smc_status call_rdf(struct smc_ext *ext, enum smc_rdf fn)
 	return st;
 }
 
-/* Ask the driver for the card state now (io.minor = SMC_TRACK_REFRESH). */
+/* Ask the driver for the card state now (io.minor = SMC_TRACK_REFRESH). How
+ * it ended is kept for WAIT_CHANGE (arm_tracking). */
 static smc_status refresh_state(struct smc_ext *ext)
 {
 	uint32_t minor = ext->io.minor;
@@ -81,6 +82,7 @@ static smc_status refresh_state(struct smc_ext *ext)
 	ext->io.minor = SMC_TRACK_REFRESH;
 	st = call_rdf(ext, RDF_CARD_TRACKING);
 	ext->io.minor = minor;
+	ext->track.last_look = st;
 	return st;
 }
 
@@ -328,16 +330,28 @@ static smc_status do_is_present(struct smc_ext *ext)
 
 /* Tracking for WAIT_CHANGE, under the slot lock: what the caller waits for
  * follows from the last report. After "absent" it waits for a card: that
- * holds when the state shows one (the new card of a swap) or is unknown.
- * After "present" it waits for its card to go: that holds when the state is
- * ABSENT or the driver has counted a removal since. Otherwise the driver arms
- * tracking with the matching minor (Windows' IS_PRESENT / IS_ABSENT). */
+ * holds when the state shows one (the new card of a swap) or is unknown (no
+ * look yet). After "present" it waits for its card to go: that holds when
+ * the state is ABSENT or the driver has counted a removal since. Otherwise
+ * the driver arms tracking with the matching minor (Windows' IS_PRESENT /
+ * IS_ABSENT).
+ *
+ * While the last look failed, none of that is known, and the driver may
+ * still hold the event that look gave back: a wait ending at once would send
+ * the caller (pcscd: presence, then the polling function, again and again)
+ * round at full speed for as long as the reader fails. So the wait fails
+ * instead, and the caller pauses before it looks again. */
 static smc_status arm_tracking(struct smc_ext *ext, bool *holds)
 {
 	const struct smc_track *t = &ext->track;
 	enum smc_card_state state = card_state(ext);
 	uint32_t minor;
 
+	if (t->last_look != SMC_OK) {
+		log_info("card event wait refused: the last look at the slot failed (%s); look again "
+			 "after a pause", smc_status_str(t->last_look));
+		return t->last_look == SMC_ERR_NO_DEVICE ? SMC_ERR_NO_DEVICE : SMC_ERR_COMM;
+	}
 	if (!t->reported_present) {
 		*holds = state > SMC_STATE_ABSENT || state == SMC_STATE_UNKNOWN;
 		minor = SMC_TRACK_PRESENT;

@@ -3,9 +3,11 @@
  * pended by the driver, finished with SmartcardCompleteCardTracking).
  *
  * A wait has two steps. Under the slot lock, smc_tracking_arm() (dispatch.c)
- * answers at once when the extension already shows the change, or asks the
- * driver to arm tracking; the driver completes it at once when it holds an
- * event nobody has looked at. Then, without the slot lock, the caller sleeps
+ * answers at once when the extension already shows the change, fails at once
+ * while the last look at the slot failed (so that a caller that looks after
+ * each change pauses instead of spinning), or asks the driver to arm
+ * tracking; the driver completes it at once when it holds an event nobody
+ * has looked at. Then, without the slot lock, the caller sleeps
  * here until the driver calls smc_complete_card_tracking(), the time runs
  * out, SMC_REQ_CANCEL_WAIT comes, or the extension is closed. Transmits and
  * the other requests of the slot go on meanwhile.

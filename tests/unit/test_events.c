@@ -578,6 +578,157 @@ static void broken_interrupt_pipe_is_given_up_after_bounded_tries(void **state)
 	rig_close(r);
 }
 
+/* ---- a reader that does not answer GetSlotStatus ------------------------------------------ */
+
+/* pcscd's event thread calls IFDHICCPresence, then the polling function, and
+ * pauses 400 ms only when the polling function fails. A wait that ends at
+ * once while the look before it failed sends it round at full speed. The spy
+ * fails GetSlotStatus at the bulk OUT while status_fails > 0 (STATUS_FAIL_ALL:
+ * every one), as a reader that fails fast would. */
+#define STATUS_FAIL_ALL 0xFFFFFFFFu
+/* the pause of the loops below after a failed wait (pcscd's is 400 ms) */
+#define PAUSE_MS 50u
+#define LOOP_MS 300u
+/* what that pause allows in LOOP_MS, with room for slow sanitizer runs */
+#define MAX_ROUNDS (LOOP_MS / PAUSE_MS + 4u)
+
+static struct ccid_transport_ops status_spy_ops;
+static tp_status (*status_real_send)(struct ccid_transport *, const uint8_t *, size_t, unsigned);
+static atomic_uint status_fails;
+static atomic_uint status_sends;
+
+static tp_status send_failing_status(struct ccid_transport *tp, const uint8_t *buf, size_t len,
+				     unsigned timeout_ms)
+{
+	unsigned left;
+
+	if (len > 0 && buf[0] == CCID_PC_TO_RDR_GET_SLOT_STATUS) {
+		atomic_fetch_add(&status_sends, 1);
+		left = atomic_load(&status_fails);
+		if (left > 0) {
+			if (left != STATUS_FAIL_ALL)
+				atomic_store(&status_fails, left - 1);
+			return TP_IO_ERROR;
+		}
+	}
+	return status_real_send(tp, buf, len, timeout_ms);
+}
+
+static void wrap_failing_status(struct ccid_transport *tp)
+{
+	atomic_store(&status_fails, 0);
+	atomic_store(&status_sends, 0);
+	status_spy_ops = *tp->ops;
+	status_real_send = status_spy_ops.send;
+	status_spy_ops.send = send_failing_status;
+	tp->ops = &status_spy_ops;
+}
+
+/* pcscd's loop at smclib level for LOOP_MS: a presence report, then a wait
+ * with pcscd's timeout (10 minutes), and a pause when the wait fails. Every
+ * wait must fail, and at once. Returns the rounds. */
+static unsigned pcscd_loop_while_status_fails(struct smc_ext *ext)
+{
+	uint64_t end = now_us() + LOOP_MS * 1000u, t0;
+	unsigned rounds = 0;
+
+	while (now_us() < end && rounds <= MAX_ROUNDS) {
+		assert_int_equal(is_present(ext), SMC_ERR_COMM);
+		t0 = now_us();
+		assert_int_equal(wait_change(ext, 600000), SMC_ERR_COMM);
+		assert_true(now_us() - t0 < EVENT_BOUND_US);
+		rounds++;
+		sleep_ms(PAUSE_MS);
+	}
+	print_message("rounds of pcscd's loop in %u ms: %u, GetSlotStatus sent %u\n", LOOP_MS, rounds,
+		      atomic_load(&status_sends));
+	assert_true(rounds <= MAX_ROUNDS);
+	return rounds;
+}
+
+/* The very first look fails: the state stays UNKNOWN, which must not pass
+ * for "a card may be in" (the wait used to end at once, for ever). Once
+ * GetSlotStatus works again, so do the looks and the waits. */
+static void wait_fails_at_once_while_the_first_look_fails(void **state)
+{
+	struct rig *r = rig_open_wrapped(NULL, 0, 0, wrap_failing_status);
+
+	(void)state;
+	atomic_store(&status_fails, STATUS_FAIL_ALL);
+	pcscd_loop_while_status_fails(r->ext);
+	assert_int_equal(state_of(r->ext), SMC_STATE_UNKNOWN);
+	atomic_store(&status_fails, 0);
+	first_look(r->ext, true);
+	assert_int_equal(wait_change(r->ext, 30), SMC_ERR_TIMEOUT);
+	rig_close(r);
+}
+
+/* The interrupt pipe reports a removal, and the looks that should take it
+ * fail: the removal is kept for the look that works, and meanwhile every
+ * wait fails at once (it used to end at once with success, for ever). */
+static void wait_fails_at_once_while_the_look_after_a_removal_fails(void **state)
+{
+	struct rig *r = rig_open_wrapped(NULL, 0, 0, wrap_failing_status);
+	struct waiter w;
+
+	(void)state;
+	first_look(r->ext, true);
+	rig_power(r);
+	atomic_store(&status_fails, STATUS_FAIL_ALL);
+	waiter_start(&w, r->ext, LONG_WAIT_MS);
+	inproc_remove_card(r->tp, 0);
+	assert_int_equal(waiter_join(&w), SMC_OK);
+	pcscd_loop_while_status_fails(r->ext);
+	atomic_store(&status_fails, 0);
+	assert_int_equal(is_present(r->ext), SMC_ERR_NO_MEDIA);
+	assert_int_equal(state_of(r->ext), SMC_STATE_ABSENT);
+	assert_int_equal(wait_change(r->ext, 30), SMC_ERR_TIMEOUT); /* taken once */
+	waiter_start(&w, r->ext, LONG_WAIT_MS);
+	inproc_insert_card(r->tp, 0);
+	assert_int_equal(waiter_join(&w), SMC_OK);
+	assert_int_equal(is_present(r->ext), SMC_OK);
+	rig_close(r);
+}
+
+/* An insertion, or a HardwareError, taken by a look that then failed stays
+ * the slot's for the next look (it used to be dropped: only a removal was
+ * given back). The wait in between fails at once, so pcscd pauses and looks
+ * again, rather than sleeping its whole timeout with a card in the slot. */
+static void event_taken_by_a_failed_look_is_kept_for_the_next(void **state)
+{
+	static const uint8_t hw_error[] = { 0x51, 0x00, 0x09, 0x01 };
+	struct rig *r = rig_open_wrapped(no_card_kv, 1, 0, wrap_failing_status);
+	struct ccid_slot *slot = ccid_slot_of(r->ext);
+	uint64_t t0;
+
+	(void)state;
+	first_look(r->ext, false);
+	inproc_insert_card(r->tp, 0);
+	assert_int_equal(wait_change(r->ext, LONG_WAIT_MS), SMC_OK);
+	atomic_store(&status_fails, 1);
+	assert_int_equal(is_present(r->ext), SMC_ERR_COMM);
+	assert_true(slot->ev.pending); /* the insertion, for the next look */
+	t0 = now_us();
+	assert_int_equal(wait_change(r->ext, LONG_WAIT_MS), SMC_ERR_COMM);
+	assert_true(now_us() - t0 < EVENT_BOUND_US);
+	assert_int_equal(is_present(r->ext), SMC_OK);
+	assert_false(slot->ev.pending);
+	assert_int_equal(wait_change(r->ext, 30), SMC_ERR_TIMEOUT);
+
+	/* a HardwareError: no card left, but the slot must be looked at */
+	ccid_events_message(r->reader, hw_error, sizeof(hw_error));
+	assert_true(slot->ev.pending);
+	atomic_store(&status_fails, 1);
+	assert_int_equal(is_present(r->ext), SMC_ERR_COMM);
+	assert_true(slot->ev.pending);
+	assert_false(slot->ev.removed);
+	assert_int_equal(wait_change(r->ext, LONG_WAIT_MS), SMC_ERR_COMM);
+	assert_int_equal(is_present(r->ext), SMC_OK);
+	assert_false(slot->ev.pending);
+	assert_int_equal(wait_change(r->ext, 30), SMC_ERR_TIMEOUT);
+	rig_close(r);
+}
+
 /* ccid_reader_close with a thread in its wait: the wait ends, close returns,
  * the event thread is joined (ASan's leak check at exit sees no thread). */
 static void close_while_waiting_ends_the_wait(void **state)
@@ -604,6 +755,8 @@ typedef RESPONSECODE (*stop_fn)(DWORD Lun);
  * gets these profile settings. */
 static const char *const (*next_kv)[2];
 static size_t next_n_kv;
+/* and this spy in front of its transport, if set (taken by the open) */
+static void (*next_wrap)(struct ccid_transport *tp);
 static struct ccid_transport *last_tp;
 
 tp_status usb_transport_open(const char *device_name, struct ccid_transport **out)
@@ -619,6 +772,9 @@ tp_status usb_transport_open(const char *device_name, struct ccid_transport **ou
 			fail_msg("profile %s=%s refused: %s", next_kv[i][0], next_kv[i][1], why);
 	}
 	st = inproc_transport_open(&p, out, NULL);
+	if (st == TP_OK && next_wrap != NULL)
+		next_wrap(*out);
+	next_wrap = NULL;
 	last_tp = *out;
 	return st;
 }
@@ -913,9 +1069,16 @@ static void unplug_ends_the_poll_with_no_such_device(void **state)
 	assert_int_equal(IFDHCloseChannel(0x30000), IFD_SUCCESS);
 }
 
+/* pcscd's RFRemoveReader when the device went: it asks for
+ * TAG_IFD_DEVICE_REMOVED and sets it only if the answer is IFD_SUCCESS with
+ * the value 1; then EHDestroyEventHandler calls the stop function. The poll
+ * waiting meanwhile ends with IFD_NO_SUCH_DEVICE at once, and the polling
+ * and stop functions are still handed out, returning at once. */
 static void device_removed_tag_ends_the_poll(void **state)
 {
 	struct poller p;
+	UCHAR value[1] = { 0 };
+	DWORD len = sizeof(value);
 	uint64_t t0;
 
 	(void)state;
@@ -923,11 +1086,51 @@ static void device_removed_tag_ends_the_poll(void **state)
 	ifd_first_look(0x40000, 1);
 	poller_start(&p, 0x40000, (int)LONG_WAIT_MS);
 	t0 = now_us();
-	assert_int_equal(IFDHSetCapabilities(0x40000, TAG_IFD_DEVICE_REMOVED, 0, NULL), IFD_SUCCESS);
+	assert_int_equal(IFDHGetCapabilities(0x40000, TAG_IFD_DEVICE_REMOVED, &len, value), IFD_SUCCESS);
+	assert_int_equal(len, 1);
+	assert_int_equal(value[0], 1);
+	assert_int_equal(IFDHSetCapabilities(0x40000, TAG_IFD_DEVICE_REMOVED, len, value), IFD_SUCCESS);
 	assert_int_equal(poller_join(&p), IFD_NO_SUCH_DEVICE);
-	note_latency("TAG_IFD_DEVICE_REMOVED to the end of the poll", p.end_us - t0);
+	note_latency("TAG_IFD_DEVICE_REMOVED asked and set to the end of the poll", p.end_us - t0);
+	t0 = now_us();
+	assert_int_equal(get_poll(0x40000)(0x40000, (int)LONG_WAIT_MS), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(get_stop(0x40000)(0x40000), IFD_SUCCESS);
+	assert_true(now_us() - t0 < EVENT_BOUND_US);
 	assert_int_equal(IFDHICCPresence(0x40000), IFD_NO_SUCH_DEVICE);
 	assert_int_equal(IFDHCloseChannel(0x40000), IFD_SUCCESS);
+}
+
+/* pcscd's event thread in front of a reader whose GetSlotStatus fails: the
+ * polling function fails at once after each failed IFDHICCPresence, so the
+ * thread pauses (here 10 ms) instead of going round at full speed; once the
+ * reader answers again, pcscd sees the card. */
+static void polling_function_fails_while_presence_fails(void **state)
+{
+	struct pcscd_slot p;
+	unsigned polls;
+
+	(void)state;
+	next_wrap = wrap_failing_status;
+	open_lun(0x90000, NULL, 0);
+	atomic_store(&status_fails, STATUS_FAIL_ALL);
+	assert_int_equal(IFDHICCPresence(0x90000), IFD_COMMUNICATION_ERROR);
+	assert_int_equal(get_poll(0x90000)(0x90000, (int)LONG_WAIT_MS), IFD_COMMUNICATION_ERROR);
+	pcscd_start(&p, 0x90000);
+	sleep_ms(LOOP_MS);
+	pthread_mutex_lock(&p.lock);
+	polls = p.polls;
+	assert_int_equal(p.last_poll, IFD_COMMUNICATION_ERROR);
+	pthread_mutex_unlock(&p.lock);
+	print_message("pcscd: polling function calls in %u ms while GetSlotStatus fails: %u\n", LOOP_MS,
+		      polls);
+	assert_true(polls <= LOOP_MS / 10u + 4u);
+	assert_int_equal(pcscd_seen(&p), 1);
+	assert_int_equal(p.seen[0], -1);
+	atomic_store(&status_fails, 0);
+	pcscd_until_seen(&p, 2);
+	assert_int_equal(p.seen[1], 1);
+	pcscd_stop(&p);
+	assert_int_equal(IFDHCloseChannel(0x90000), IFD_SUCCESS);
 }
 
 /* IFDHCloseChannel while a thread is in the polling function and nobody
@@ -1070,11 +1273,15 @@ int main(void)
 		cmocka_unit_test(unplug_ends_the_wait_with_no_device),
 		cmocka_unit_test(close_while_waiting_ends_the_wait),
 		cmocka_unit_test(broken_interrupt_pipe_is_given_up_after_bounded_tries),
+		cmocka_unit_test(wait_fails_at_once_while_the_first_look_fails),
+		cmocka_unit_test(wait_fails_at_once_while_the_look_after_a_removal_fails),
+		cmocka_unit_test(event_taken_by_a_failed_look_is_kept_for_the_next),
 		cmocka_unit_test(pcscd_sees_insertion_and_removal_within_100_ms),
 		cmocka_unit_test(pcscd_sees_a_quick_swap_as_removal_then_insertion),
 		cmocka_unit_test(stop_function_ends_the_poll_and_polling_works_after),
 		cmocka_unit_test(unplug_ends_the_poll_with_no_such_device),
 		cmocka_unit_test(device_removed_tag_ends_the_poll),
+		cmocka_unit_test(polling_function_fails_while_presence_fails),
 		cmocka_unit_test(close_channel_while_a_poll_waits_frees_everything),
 		cmocka_unit_test(two_slot_reader_each_lun_gets_its_own_events),
 		cmocka_unit_test(no_polling_function_without_interrupt_endpoint),

@@ -1000,6 +1000,52 @@ static void polling_function_on_a_gone_reader_returns_at_once(void **state)
 	free_reader(dev);
 }
 
+/* pcscd's RFRemoveReader sets TAG_IFD_DEVICE_REMOVED only after asking for
+ * it and getting IFD_SUCCESS with the value 1 (libccid's answer): any other
+ * answer and the driver never hears that the device went. After the tag is
+ * set, the polling and stop functions are still handed out (pcscd may ask
+ * for them on a reader it is removing) and return at once; nothing goes to
+ * the device. */
+static void device_removed_tag_is_asked_then_set_as_pcscd_does(void **state)
+{
+	struct reader_dev *dev = new_reader(NULL);
+	poll_fn poll = NULL;
+	stop_fn stop = NULL;
+	uint8_t value[4];
+	size_t sent, reads;
+	DWORD len;
+
+	(void)state;
+	open_ok(0x00000, dev, NAME_UDEV);
+	assert_int_equal(get_cap(0x00000, TAG_IFD_DEVICE_REMOVED, value, 0, &len), IFD_ERROR_INSUFFICIENT_BUFFER);
+	memset(value, 0, sizeof(value));
+	assert_int_equal(get_cap(0x00000, TAG_IFD_DEVICE_REMOVED, value, 1, &len), IFD_SUCCESS);
+	assert_int_equal(len, 1);
+	assert_int_equal(value[0], 1);
+	sent = fake_sent_count(dev->fd);
+	reads = fake_receive_calls(dev->fd);
+	assert_int_equal(IFDHSetCapabilities(0x00000, TAG_IFD_DEVICE_REMOVED, len, value), IFD_SUCCESS);
+	len = sizeof(poll);
+	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, &len, (PUCHAR)&poll),
+			 IFD_SUCCESS);
+	assert_non_null(poll);
+	len = sizeof(stop);
+	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_STOP_POLLING_THREAD, &len, (PUCHAR)&stop),
+			 IFD_SUCCESS);
+	assert_non_null(stop);
+	assert_int_equal(poll(0x00000, 100000), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(stop(0x00000), IFD_SUCCESS);
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(fake_sent_count(dev->fd), sent);
+	assert_int_equal(fake_receive_calls(dev->fd), reads);
+	/* a Lun nobody opened has no polling function */
+	len = sizeof(poll);
+	assert_int_equal(IFDHGetCapabilities(0x70000, TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, &len, (PUCHAR)&poll),
+			 IFD_COMMUNICATION_ERROR);
+	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
+	free_reader(dev);
+}
+
 /* ---- the reader goes away -------------------------------------------------------- */
 
 /* Every call on a reader that is gone: NO_SUCH_DEVICE, and no transfer at all. */
@@ -1455,6 +1501,7 @@ int main(void)
 		TEST(swap_between_two_presence_polls_is_reported_absent_once),
 		TEST(polling_function_only_with_an_interrupt_endpoint),
 		TEST(polling_function_on_a_gone_reader_returns_at_once),
+		TEST(device_removed_tag_is_asked_then_set_as_pcscd_does),
 		TEST(control_codes_through_ifdhcontrol),
 		TEST(reader_unplugged_mid_apdu_is_no_such_device_from_then_on),
 		TEST(reader_unplugged_while_flushing_garbage_is_no_such_device),

@@ -194,17 +194,24 @@ static RESPONSECODE card_event_poll(DWORD Lun, int timeout)
 
 /* The stop function: the slot's polling function returns at once, or, if it
  * is not waiting yet, its next call does. Later calls wait again. */
-static RESPONSECODE card_event_stop(DWORD Lun)
+/* Under events_lock: the wait of Lun's slot ends (or its next one returns at
+ * once). Returns the slot, NULL when Lun is not open. */
+static struct smc_ext *cancel_wait_locked(DWORD Lun)
 {
-	struct smc_ext *ext = NULL;
-	struct lun_entry *e;
+	struct lun_entry *e = lun_lookup((uint32_t)Lun);
+	struct smc_ext *ext = e != NULL ? ccid_reader_slot(e->reader, LUN_SLOT(Lun)) : NULL;
 
-	pthread_mutex_lock(&events_lock);
-	e = lun_lookup((uint32_t)Lun);
-	if (e != NULL)
-		ext = ccid_reader_slot(e->reader, LUN_SLOT(Lun));
 	if (ext != NULL)
 		request(ext, SMC_REQ_CANCEL_WAIT, 0, NULL, 0, NULL, 0, NULL);
+	return ext;
+}
+
+static RESPONSECODE card_event_stop(DWORD Lun)
+{
+	struct smc_ext *ext;
+
+	pthread_mutex_lock(&events_lock);
+	ext = cancel_wait_locked(Lun);
 	pthread_mutex_unlock(&events_lock);
 	log_info("Lun 0x%lX: %s", (unsigned long)Lun,
 		 ext ? "card event wait stopped" : "not open: nothing to stop");
@@ -216,15 +223,9 @@ static RESPONSECODE card_event_stop(DWORD Lun)
 static struct ccid_reader *release_lun(DWORD Lun)
 {
 	struct ccid_reader *reader;
-	struct smc_ext *ext = NULL;
-	struct lun_entry *e;
 
 	pthread_mutex_lock(&events_lock);
-	e = lun_lookup((uint32_t)Lun);
-	if (e != NULL)
-		ext = ccid_reader_slot(e->reader, LUN_SLOT(Lun));
-	if (ext != NULL)
-		request(ext, SMC_REQ_CANCEL_WAIT, 0, NULL, 0, NULL, 0, NULL);
+	cancel_wait_locked(Lun);
 	reader = lun_release((uint32_t)Lun);
 	pthread_mutex_unlock(&events_lock);
 	return reader;

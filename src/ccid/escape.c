@@ -27,16 +27,10 @@ smc_status ccid_escape(struct smc_ext *ext)
 		return SMC_ERR_NOT_SUPPORTED;
 	}
 	ccid_cmd_escape(&cmd, s->index, io->request, io->request_len);
-	st = ccid_xfer_transact(&s->reader->xfer, &cmd, CCID_ESCAPE_TIMEOUT_MS, io->reply, io->reply_cap,
-				&a);
-	if (st == SMC_ERR_BUFFER_TOO_SMALL) {
-		io->reply_len = a.hdr.dwLength; /* the size needed, nothing written */
-		return st;
-	}
+	st = ccid_ioctl_transact(ext, &cmd, CCID_ESCAPE_TIMEOUT_MS, &a);
 	if (st != SMC_OK)
 		return st;
 	if (a.cmd == CCID_CMD_FAILED)
 		return ccid_answer_failure(&a, "Escape");
-	io->reply_len = a.hdr.dwLength;
 	return SMC_OK;
 }

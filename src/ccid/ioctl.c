@@ -37,6 +37,20 @@ smc_status ccid_ioctl_reply(struct smc_ext *ext, const uint8_t *data, size_t len
 	return SMC_OK;
 }
 
+smc_status ccid_ioctl_transact(struct smc_ext *ext, const struct ccid_cmd *cmd, unsigned timeout_ms,
+				struct ccid_answer *a)
+{
+	struct smc_io *io = &ext->io;
+	smc_status st = ccid_xfer_transact(&ccid_slot_of(ext)->reader->xfer, cmd, timeout_ms, io->reply,
+					   io->reply_cap, a);
+
+	if (st == SMC_ERR_BUFFER_TOO_SMALL)
+		io->reply_len = a->hdr.dwLength; /* the size needed, nothing written */
+	else if (st == SMC_OK && a->cmd != CCID_CMD_FAILED)
+		io->reply_len = a->hdr.dwLength;
+	return st;
+}
+
 static smc_status mech_accept(struct smc_ext *ext)
 {
 	return ccid_reader_swallow(ext);

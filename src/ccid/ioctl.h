@@ -51,6 +51,11 @@
  * else SMC_ERR_BUFFER_TOO_SMALL with io.reply_len the size needed (nothing
  * written). */
 smc_status ccid_ioctl_reply(struct smc_ext *ext, const uint8_t *data, size_t len);
+/* ioctl.c: a command whose answer's data goes straight into io.reply, as
+ * ccid_xfer_transact; io.reply_len is the data's length on success and the
+ * size needed on SMC_ERR_BUFFER_TOO_SMALL (nothing written then). */
+smc_status ccid_ioctl_transact(struct smc_ext *ext, const struct ccid_cmd *cmd, unsigned timeout_ms,
+				struct ccid_answer *a);
 /* ioctl.c: applications may send Escape to this reader (CCID_OPTION_ESCAPE_ALLOWED). */
 bool ccid_escape_allowed(const struct ccid_reader *r);
 

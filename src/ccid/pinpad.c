@@ -429,12 +429,7 @@ static smc_status run_secure(struct smc_ext *ext, const struct pin_entry *e)
 	ccid_cmd_secure(&cmd, s->index, 0, 0, data, n + e->apdu_len);
 	log_info("slot %u: %s on the keypad (%u to %u digits, bTimerOut %u s)", s->index, e->name,
 		 min_digits(e), max_digits(e), e->bTimerOut);
-	st = ccid_xfer_transact(&s->reader->xfer, &cmd, pin_timeout_ms(ext, e), io->reply, io->reply_cap,
-				&a);
-	if (st == SMC_ERR_BUFFER_TOO_SMALL) {
-		io->reply_len = a.hdr.dwLength; /* the size needed, nothing written */
-		return st;
-	}
+	st = ccid_ioctl_transact(ext, &cmd, pin_timeout_ms(ext, e), &a);
 	if (st != SMC_OK)
 		return st;
 	if (a.cmd == CCID_CMD_FAILED)
@@ -442,9 +437,9 @@ static smc_status run_secure(struct smc_ext *ext, const struct pin_entry *e)
 	if (a.hdr.dwLength < SW_LEN) {
 		log_critical("slot %u: %s: the reader's answer has %u bytes, no SW1 SW2", s->index, e->name,
 			     a.hdr.dwLength);
+		io->reply_len = 0;
 		return SMC_ERR_COMM;
 	}
-	io->reply_len = a.hdr.dwLength;
 	log_info("slot %u: %s: the card answered SW %02X %02X", s->index, e->name,
 		 io->reply[io->reply_len - 2], io->reply[io->reply_len - 1]);
 	return SMC_OK;

@@ -138,6 +138,9 @@ smc_status ccid_exchange_extended_apdu(struct smc_ext *ext);
 unsigned ccid_card_wait_timeout_ms(uint64_t card_wait_ms);
 /* The XfrBlock timeout from the card's waiting time (WT for T=0, BWT for T=1). */
 unsigned ccid_xfr_timeout_ms(const struct smc_ext *ext);
+/* What is left of the APDU's budget, in ms: 0 when spent, UINT64_MAX outside
+ * an APDU (no budget). */
+uint64_t ccid_apdu_time_left(struct smc_ext *ext);
 /* One XfrBlock (bBWI, wLevelParameter, abData) and its DataBlock, whose data
  * lands in out (as ccid_xfer_transact). A failed command status becomes an
  * error here, with a log line (and an absent card a state change); *a stays

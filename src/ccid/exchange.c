@@ -35,25 +35,33 @@ static size_t max_data(const struct smc_ext *ext)
 	return ccid_slot_of((struct smc_ext *)ext)->reader->desc.max_msg_len - CCID_HEADER_LEN;
 }
 
+uint64_t ccid_apdu_time_left(struct smc_ext *ext)
+{
+	struct ccid_slot *s = ccid_slot_of(ext);
+	uint64_t now;
+
+	if (s->apdu_deadline == 0)
+		return UINT64_MAX;
+	now = ccid_xfer_now_ms(&s->reader->xfer);
+	return now >= s->apdu_deadline ? 0 : s->apdu_deadline - now;
+}
+
 smc_status ccid_xfr_block(struct smc_ext *ext, uint8_t bwi, uint16_t level, const uint8_t *data,
 			  size_t len, unsigned timeout_ms, uint8_t *out, size_t out_cap,
 			  struct ccid_answer *a)
 {
 	struct ccid_slot *s = ccid_slot_of(ext);
+	uint64_t left = ccid_apdu_time_left(ext);
 	struct ccid_cmd cmd;
 	smc_status st;
 
-	if (s->apdu_deadline != 0) {
-		uint64_t now = ccid_xfer_now_ms(&s->reader->xfer);
-
-		if (now >= s->apdu_deadline) {
-			log_critical("slot %u: the APDU has used its %u ms: given up", s->index,
-				     CCID_APDU_BUDGET_MS);
-			return SMC_ERR_TIMEOUT;
-		}
-		if (timeout_ms > s->apdu_deadline - now)
-			timeout_ms = (unsigned)(s->apdu_deadline - now);
+	if (left == 0) {
+		log_critical("slot %u: the APDU has used its %u ms: given up", s->index,
+			     CCID_APDU_BUDGET_MS);
+		return SMC_ERR_TIMEOUT;
 	}
+	if (timeout_ms > left)
+		timeout_ms = (unsigned)left;
 	ccid_cmd_xfr_block(&cmd, s->index, bwi, level, data, len);
 	st = ccid_xfer_transact_until(&s->reader->xfer, &cmd, timeout_ms, s->apdu_deadline, out,
 				      out_cap, a);

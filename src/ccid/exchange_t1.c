@@ -44,15 +44,6 @@ smc_status ccid_t1_block_tpdu(struct smc_ext *ext, const uint8_t *tx, size_t tx_
 	return ccid_t1_rx_status(st, &a, rx_len);
 }
 
-/* The APDU's time is up (ccid_xfr_block would send nothing more): the block
- * the engine built never goes out. */
-static bool budget_spent(struct smc_ext *ext)
-{
-	struct ccid_slot *s = ccid_slot_of(ext);
-
-	return s->apdu_deadline != 0 && ccid_xfer_now_ms(&s->reader->xfer) >= s->apdu_deadline;
-}
-
 /* After the exchange: a card that did not answer S(RESYNCH) (7816-3
  * 11.6.3.2) is out of step for good until it is reset. */
 static smc_status exchange_end(struct smc_ext *ext, smc_status st)
@@ -73,7 +64,8 @@ smc_status ccid_exchange_t1(struct smc_ext *ext)
 		size_t rx_len = 0;
 		smc_status rx;
 
-		if (budget_spent(ext)) {
+		/* time up: ccid_xfr_block would send nothing, the block never goes out */
+		if (ccid_apdu_time_left(ext) == 0) {
 			/* the next APDU starts with S(RESYNCH): where this one stopped
 			 * is unknown to the card */
 			log_critical("slot %u: the APDU has used its %u ms: T=1 exchange given up",

@@ -16,6 +16,9 @@ struct ccid_reader;
 smc_status ccid_reader_open(struct ccid_transport *tp, struct ccid_reader **out);
 unsigned ccid_reader_slot_count(const struct ccid_reader *reader);
 struct smc_ext *ccid_reader_slot(struct ccid_reader *reader, unsigned slot);
+/* How many slots may run a command at once (CCID 1.1 bMaxCCIDBusySlots, at most
+ * the slot count); 1 when the slots take turns. */
+unsigned ccid_reader_busy_slots(const struct ccid_reader *reader);
 /* What the administrator allows for this reader: ifdDriverOptions bits from
  * Info.plist (the boundary may compute them per reader). 0 after open. */
 #define CCID_OPTION_ESCAPE_ALLOWED 0x01u /* applications may send PC_to_RDR_Escape

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- status ---------------------------------------------------------- */
 
@@ -477,5 +478,10 @@ smc_status smc_pps_check(const uint8_t *request, size_t req_len, const uint8_t *
 /* The card now runs at fidi (after PPS, or back at 0x11): fi and di, and the
  * waiting times (t0.wt_ms, t1.bwt_ms, t1.cwt_ms) at clk_khz (0: 4 MHz). */
 smc_status smc_card_caps_set_fidi(struct smc_card_caps *caps, uint8_t fidi, uint32_t clk_khz);
+
+/* The CLOCK_MONOTONIC time ms milliseconds from now, for pthread_cond_timedwait
+ * on a condition variable created with that clock (every timed wait in the
+ * driver uses one, so a change of the wall clock stretches no wait). */
+void smc_deadline_after(struct timespec *ts, uint64_t ms);
 
 #endif

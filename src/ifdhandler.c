@@ -393,7 +393,10 @@ IFD_EXPORT RESPONSECODE IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length,
 	case TAG_IFD_THREAD_SAFE:
 		return put_byte(Length, Value, 1); /* readers are independent */
 	case TAG_IFD_SLOT_THREAD_SAFE:
-		return put_byte(Length, Value, 0); /* the slots of one reader take turns */
+		/* the slots may be called at once if the reader lets them be busy at
+		 * once (bMaxCCIDBusySlots); otherwise they take turns */
+		return put_byte(Length, Value, e != NULL && ccid_reader_slot_count(e->reader) > 1 &&
+						       ccid_reader_busy_slots(e->reader) > 1);
 	case TAG_IFD_SLOTS_NUMBER:
 		if (e == NULL) {
 			log_critical("Lun 0x%lX is not open", (unsigned long)Lun);

@@ -1,12 +1,13 @@
 /* One command, one answer, on the bulk pipe of a CCID reader (CCID 1.1, 5.2 and
  * 6). Framing lives here and nowhere else: the transport moves raw transfers, the
- * callbacks see only validated answers. */
+ * callbacks see only validated answers. Overlapping transactions of several
+ * slots are dispatched in ccid_xfer_dispatch.c on top of the pieces here. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "ccid_xfer.h"
+#include "ccid_xfer_priv.h"
 #include "smc_log.h"
 
 /* 5.3.1: class request ABORT */
@@ -45,6 +46,37 @@ static size_t round_up(size_t n, size_t unit)
 	return (n + unit - 1) / unit * unit;
 }
 
+/* The dispatch condition variable waits on the monotonic clock, so that a
+ * change of the wall clock cannot stretch or cut a command's deadline. */
+static int init_sync(struct ccid_xfer *x)
+{
+	pthread_condattr_t ca;
+	int err;
+
+	if (pthread_condattr_init(&ca) != 0)
+		return -1;
+	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (err == 0)
+		err = pthread_cond_init(&x->disp_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (err != 0)
+		return -1;
+	if (pthread_mutex_init(&x->lock, NULL) != 0)
+		goto no_lock;
+	if (pthread_mutex_init(&x->disp_lock, NULL) != 0)
+		goto no_disp;
+	if (pthread_mutex_init(&x->send_lock, NULL) != 0)
+		goto no_send;
+	return 0;
+no_send:
+	pthread_mutex_destroy(&x->disp_lock);
+no_disp:
+	pthread_mutex_destroy(&x->lock);
+no_lock:
+	pthread_cond_destroy(&x->disp_cond);
+	return -1;
+}
+
 smc_status ccid_xfer_init(struct ccid_xfer *x, struct ccid_transport *tp, uint32_t max_msg_len)
 {
 	size_t rx_cap = round_up(max_msg_len > CCID_XFER_MIN_BUF ? max_msg_len : CCID_XFER_MIN_BUF,
@@ -61,8 +93,15 @@ smc_status ccid_xfer_init(struct ccid_xfer *x, struct ccid_transport *tp, uint32
 	atomic_init(&x->gone, 0);
 	x->tx = malloc(max_msg_len);
 	x->rx = malloc(rx_cap);
-	if (x->tx == NULL || x->rx == NULL || pthread_mutex_init(&x->lock, NULL) != 0) {
+	if (x->tx == NULL || x->rx == NULL) {
 		log_critical("out of memory for the %u + %zu byte message buffers", max_msg_len, rx_cap);
+		free(x->tx);
+		free(x->rx);
+		x->tx = x->rx = NULL;
+		return SMC_ERR_NO_MEMORY;
+	}
+	if (init_sync(x) != 0) {
+		log_critical("cannot set up the bulk pipe's locks");
 		free(x->tx);
 		free(x->rx);
 		x->tx = x->rx = NULL;
@@ -72,11 +111,26 @@ smc_status ccid_xfer_init(struct ccid_xfer *x, struct ccid_transport *tp, uint32
 	return SMC_OK;
 }
 
+void ccid_xfer_set_busy_slots(struct ccid_xfer *x, unsigned n)
+{
+	x->busy_max = n;
+	if (n > 1)
+		log_info("up to %u slots may have a command in flight at once", n);
+}
+
+unsigned ccid_xfer_busy_slots(const struct ccid_xfer *x)
+{
+	return x->busy_max > 1 ? x->busy_max : 1;
+}
+
 void ccid_xfer_destroy(struct ccid_xfer *x)
 {
 	if (x == NULL || x->rx == NULL)
 		return;
 	pthread_mutex_destroy(&x->lock);
+	pthread_mutex_destroy(&x->send_lock);
+	pthread_mutex_destroy(&x->disp_lock);
+	pthread_cond_destroy(&x->disp_cond);
 	free(x->tx);
 	free(x->rx);
 	x->tx = x->rx = NULL;
@@ -87,10 +141,16 @@ int ccid_xfer_is_gone(const struct ccid_xfer *x)
 	return atomic_load(&x->gone);
 }
 
+/* Never called with disp_lock held (no transfer is made under it): the waiters
+ * of the other slots hear it at once, not at their deadlines. */
 static void mark_gone(struct ccid_xfer *x, const char *what)
 {
-	if (atomic_exchange(&x->gone, 1) == 0)
-		log_critical("reader is gone (%s answered: no device)", what);
+	if (atomic_exchange(&x->gone, 1) != 0)
+		return;
+	log_critical("reader is gone (%s answered: no device)", what);
+	pthread_mutex_lock(&x->disp_lock);
+	pthread_cond_broadcast(&x->disp_cond);
+	pthread_mutex_unlock(&x->disp_lock);
 }
 
 /* A transport status other than TP_OK, as the smc_status of this layer. */
@@ -194,7 +254,8 @@ static smc_status read_chunk(struct ccid_xfer *x, size_t have, uint64_t deadline
 /* One whole message into x->rx, reassembled from as many transfers as it takes;
  * zero-length transfers (QEMU sends one after an answer that fills whole
  * packets) are skipped. */
-static smc_status read_frame(struct ccid_xfer *x, uint64_t deadline, size_t *frame_len)
+smc_status ccid_xfer_read_frame(struct ccid_xfer *x, uint64_t deadline, size_t *frame_len,
+				enum smc_log_level dump)
 {
 	size_t have = 0, total = 0, got;
 	unsigned empty = 0;
@@ -224,7 +285,7 @@ static smc_status read_frame(struct ccid_xfer *x, uint64_t deadline, size_t *fra
 			log_comm("%zu of %zu bytes so far, reading on", have, total);
 			continue;
 		}
-		log_hex_at(x->dump_level, ccid_msg_type_str(x->rx[0]), x->rx, total);
+		log_hex_at(dump, ccid_msg_type_str(x->rx[0]), x->rx, total);
 		if (have > total)
 			log_info("%zu bytes after the %zu-byte %s ignored", have - total, total,
 				 ccid_msg_type_str(x->rx[0]));
@@ -240,8 +301,8 @@ static int answers_sent(const struct ccid_answer *a, const struct ccid_header *s
 
 /* 6.2.6: bmCommandStatus 2 asks for more time; bError multiplies the wait
  * (0 is taken as 1). The new deadline never passes the hard bound. */
-static uint64_t extend_deadline(struct ccid_xfer *x, unsigned timeout_ms, uint8_t multiplier,
-				uint64_t hard)
+uint64_t ccid_xfer_extend(struct ccid_xfer *x, unsigned timeout_ms, uint8_t multiplier,
+			  uint64_t hard)
 {
 	uint64_t wait = (uint64_t)timeout_ms * (multiplier ? multiplier : 1u);
 	uint64_t now = now_ms(x);
@@ -252,28 +313,34 @@ static uint64_t extend_deadline(struct ccid_xfer *x, unsigned timeout_ms, uint8_
 	return deadline;
 }
 
+void ccid_xfer_bounds(struct ccid_xfer *x, unsigned timeout_ms, uint64_t until,
+		      uint64_t *deadline, uint64_t *hard)
+{
+	uint64_t start = now_ms(x);
+
+	*hard = start + (timeout_ms > CCID_XFER_HARD_BOUND_MS ? timeout_ms : CCID_XFER_HARD_BOUND_MS);
+	/* the caller's own bound (an APDU's budget) holds against time extensions too */
+	if (until != 0 && until < *hard)
+		*hard = until;
+	*deadline = start + timeout_ms;
+	if (*deadline > *hard)
+		*deadline = *hard;
+}
+
 /* Read until the answer to sent arrives: stale answers are dropped, a time
  * extension moves the deadline (never past the hard bound). */
 static smc_status await_answer(struct ccid_xfer *x, const struct ccid_header *sent,
 			       unsigned timeout_ms, uint64_t until, struct ccid_answer *a)
 {
-	uint64_t start = now_ms(x);
-	uint64_t hard = start + (timeout_ms > CCID_XFER_HARD_BOUND_MS ? timeout_ms
-								       : CCID_XFER_HARD_BOUND_MS);
-	uint64_t deadline = start + timeout_ms;
-
-	/* the caller's own bound (an APDU's budget) holds against time extensions too */
-	if (until != 0 && until < hard)
-		hard = until;
-	if (deadline > hard)
-		deadline = hard;
+	uint64_t deadline, hard;
 	unsigned dropped = 0;
 	enum ccid_decode_result r;
 	size_t len;
 	smc_status st;
 
+	ccid_xfer_bounds(x, timeout_ms, until, &deadline, &hard);
 	for (;;) {
-		st = read_frame(x, deadline, &len);
+		st = ccid_xfer_read_frame(x, deadline, &len, x->dump_level);
 		if (st != SMC_OK)
 			return st;
 		/* read_frame checked the header, so a->hdr is filled even when the
@@ -297,13 +364,13 @@ static smc_status await_answer(struct ccid_xfer *x, const struct ccid_header *se
 		}
 		if (a->cmd != CCID_CMD_TIME_EXTENSION)
 			return SMC_OK;
-		deadline = extend_deadline(x, timeout_ms, a->bError, hard);
+		deadline = ccid_xfer_extend(x, timeout_ms, a->bError, hard);
 	}
 }
 
 /* 5.3.1: the ABORT class request, wValue bSeq << 8 | bSlot. Many readers stall
  * it (QEMU does): that is tolerated. Returns 0 when the device is gone. */
-static int abort_request(struct ccid_xfer *x, uint8_t slot, uint8_t seq)
+int ccid_xfer_abort_request(struct ccid_xfer *x, uint8_t slot, uint8_t seq)
 {
 	size_t got = 0;
 	tp_status st = x->tp->ops->control(x->tp, CCID_REQTYPE_CLASS_OUT_IFACE, CCID_REQ_ABORT,
@@ -329,7 +396,7 @@ static void await_abort_status(struct ccid_xfer *x, const struct ccid_header *se
 	size_t len;
 
 	for (unsigned i = 0; i <= CCID_XFER_MAX_STALE; i++) {
-		if (read_frame(x, deadline, &len) != SMC_OK)
+		if (ccid_xfer_read_frame(x, deadline, &len, x->dump_level) != SMC_OK)
 			break;
 		if (ccid_decode_answer(x->rx, len, &a) == CCID_DECODE_OK && answers_sent(&a, sent) &&
 		    a.hdr.bMessageType == CCID_RDR_TO_PC_SLOT_STATUS) {
@@ -341,28 +408,36 @@ static void await_abort_status(struct ccid_xfer *x, const struct ccid_header *se
 	log_info("no SlotStatus for PC_to_RDR_Abort (slot %u bSeq %u)", sent->bSlot, sent->bSeq);
 }
 
-/* After a timeout (5.3.1, 6.1.13): the ABORT class request, then
- * PC_to_RDR_Abort with the same bSlot and bSeq, so that whatever the reader does
- * next is in step with us. */
-static void abort_command(struct ccid_xfer *x, uint8_t slot, uint8_t seq)
+/* 6.1.13: PC_to_RDR_Abort carries the bSlot and bSeq of the aborted command. */
+smc_status ccid_xfer_send_abort(struct ccid_xfer *x, uint8_t slot, uint8_t seq)
 {
 	struct ccid_cmd abort_cmd;
 	size_t len;
 	tp_status st;
 
-	log_info("aborting slot %u bSeq %u", slot, seq);
-	if (!abort_request(x, slot, seq))
-		return;
 	ccid_cmd_abort(&abort_cmd, slot);
 	abort_cmd.hdr.bSeq = seq;
 	len = ccid_encode(&abort_cmd, x->tx, x->max_msg);
 	log_hex(ccid_msg_type_str(CCID_PC_TO_RDR_ABORT), x->tx, len);
 	st = x->tp->ops->send(x->tp, x->tx, len, CCID_XFER_SEND_TIMEOUT_MS);
-	if (st != TP_OK) {
-		transport_error(x, st, "bulk OUT (PC_to_RDR_Abort)");
+	if (st != TP_OK)
+		return transport_error(x, st, "bulk OUT (PC_to_RDR_Abort)");
+	return SMC_OK;
+}
+
+/* After a timeout (5.3.1, 6.1.13): the ABORT class request, then
+ * PC_to_RDR_Abort with the same bSlot and bSeq, so that whatever the reader does
+ * next is in step with us. */
+static void abort_command(struct ccid_xfer *x, uint8_t slot, uint8_t seq)
+{
+	struct ccid_header sent = { .bMessageType = CCID_PC_TO_RDR_ABORT, .bSlot = slot, .bSeq = seq };
+
+	log_info("aborting slot %u bSeq %u", slot, seq);
+	if (!ccid_xfer_abort_request(x, slot, seq))
 		return;
-	}
-	await_abort_status(x, &abort_cmd.hdr);
+	if (ccid_xfer_send_abort(x, slot, seq) != SMC_OK)
+		return;
+	await_abort_status(x, &sent);
 }
 
 /* 6.1 Table 6.1-1 gives the answer type. QEMU's reader answers the commands it
@@ -400,7 +475,17 @@ static smc_status copy_out(struct ccid_answer *a, uint8_t *out, size_t out_cap)
 	return SMC_OK;
 }
 
-static int fits_reader(const struct ccid_xfer *x, const struct ccid_cmd *cmd)
+smc_status ccid_xfer_finish(uint8_t cmd_type, struct ccid_answer *a, uint8_t *out,
+			    size_t out_cap)
+{
+	smc_status st = check_answer_type(cmd_type, a);
+
+	if (st != SMC_OK)
+		return st;
+	return copy_out(a, out, out_cap);
+}
+
+int ccid_xfer_fits(const struct ccid_xfer *x, const struct ccid_cmd *cmd)
 {
 	if (cmd->hdr.dwLength <= x->max_msg - CCID_HEADER_LEN)
 		return 1;
@@ -409,7 +494,8 @@ static int fits_reader(const struct ccid_xfer *x, const struct ccid_cmd *cmd)
 	return 0;
 }
 
-static smc_status send_command(struct ccid_xfer *x, const struct ccid_cmd *cmd)
+smc_status ccid_xfer_send_cmd(struct ccid_xfer *x, const struct ccid_cmd *cmd,
+			      enum smc_log_level dump)
 {
 	size_t len = ccid_encode(cmd, x->tx, x->max_msg);
 	tp_status st;
@@ -418,11 +504,18 @@ static smc_status send_command(struct ccid_xfer *x, const struct ccid_cmd *cmd)
 		log_critical("%s could not be encoded", ccid_msg_type_str(cmd->hdr.bMessageType));
 		return SMC_ERR_INVALID_PARAM;
 	}
-	log_hex_at(x->dump_level, ccid_msg_type_str(cmd->hdr.bMessageType), x->tx, len);
+	log_hex_at(dump, ccid_msg_type_str(cmd->hdr.bMessageType), x->tx, len);
 	st = x->tp->ops->send(x->tp, x->tx, len, CCID_XFER_SEND_TIMEOUT_MS);
 	if (st == TP_OK)
 		return SMC_OK;
 	return transport_error(x, st, "bulk OUT");
+}
+
+/* pcscd asks for the card's presence every few hundred milliseconds: those
+ * exchanges belong to the periodic log level, not among the APDUs. */
+enum smc_log_level ccid_xfer_dump_level(uint8_t cmd_type)
+{
+	return cmd_type == CCID_PC_TO_RDR_GET_SLOT_STATUS ? SMC_LOG_PERIODIC : SMC_LOG_COMM;
 }
 
 static smc_status transact_locked(struct ccid_xfer *x, const struct ccid_cmd *cmd_in,
@@ -436,14 +529,11 @@ static smc_status transact_locked(struct ccid_xfer *x, const struct ccid_cmd *cm
 		log_comm("%s not sent: the reader is gone", ccid_msg_type_str(cmd.hdr.bMessageType));
 		return SMC_ERR_NO_DEVICE;
 	}
-	if (!fits_reader(x, &cmd))
+	if (!ccid_xfer_fits(x, &cmd))
 		return SMC_ERR_INVALID_PARAM;
 	cmd.hdr.bSeq = x->seq++;
-	/* pcscd asks for the card's presence every few hundred milliseconds: those
-	 * exchanges belong to the periodic log level, not among the APDUs. */
-	x->dump_level = cmd.hdr.bMessageType == CCID_PC_TO_RDR_GET_SLOT_STATUS ? SMC_LOG_PERIODIC
-									       : SMC_LOG_COMM;
-	st = send_command(x, &cmd);
+	x->dump_level = ccid_xfer_dump_level(cmd.hdr.bMessageType);
+	st = ccid_xfer_send_cmd(x, &cmd, x->dump_level);
 	if (st == SMC_OK)
 		st = await_answer(x, &cmd.hdr, timeout_ms, until, ans);
 	if (st == SMC_ERR_TIMEOUT) {
@@ -457,10 +547,7 @@ static smc_status transact_locked(struct ccid_xfer *x, const struct ccid_cmd *cm
 	 * what the caller must hear (pcscd then stops), not a communication error. */
 	if (st != SMC_OK)
 		return ccid_xfer_is_gone(x) ? SMC_ERR_NO_DEVICE : st;
-	st = check_answer_type(cmd.hdr.bMessageType, ans);
-	if (st != SMC_OK)
-		return st;
-	return copy_out(ans, out, out_cap);
+	return ccid_xfer_finish(cmd.hdr.bMessageType, ans, out, out_cap);
 }
 
 smc_status ccid_xfer_transact(struct ccid_xfer *x, const struct ccid_cmd *cmd, unsigned timeout_ms,
@@ -479,6 +566,8 @@ smc_status ccid_xfer_transact_until(struct ccid_xfer *x, const struct ccid_cmd *
 	memset(ans, 0, sizeof(*ans));
 	if (out == NULL)
 		out_cap = 0;
+	if (x->busy_max > 1)
+		return ccid_xfer_transact_concurrent(x, cmd, timeout_ms, until_ms, out, out_cap, ans);
 	err = pthread_mutex_lock(&x->lock);
 	if (err != 0) {
 		log_critical("cannot take the bulk pipe lock: %s", strerror(err));

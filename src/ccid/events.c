@@ -191,13 +191,7 @@ static void pause_ms(struct ccid_events *ev, unsigned ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000u;
-	ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	smc_deadline_after(&ts, ms);
 	pthread_mutex_lock(&ev->lock);
 	while (!ev->stopping && pthread_cond_timedwait(&ev->cond, &ev->lock, &ts) != ETIMEDOUT)
 		;

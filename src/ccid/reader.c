@@ -112,6 +112,9 @@ static smc_status open_reader(struct ccid_reader *r)
 	st = ccid_xfer_init(&r->xfer, r->tp, r->desc.max_msg_len);
 	if (st != SMC_OK)
 		return st;
+	/* 5.1: bMaxCCIDBusySlots slots may run commands at once (0 in CCID 1.0) */
+	ccid_xfer_set_busy_slots(&r->xfer, r->desc.bMaxCCIDBusySlots < r->desc.n_slots
+						   ? r->desc.bMaxCCIDBusySlots : r->desc.n_slots);
 	r->slots = calloc(r->desc.n_slots, sizeof(*r->slots));
 	r->slot_priv = calloc(r->desc.n_slots, sizeof(*r->slot_priv));
 	if (r->slots == NULL || r->slot_priv == NULL) {
@@ -162,6 +165,11 @@ smc_status ccid_reader_open(struct ccid_transport *tp, struct ccid_reader **out)
 unsigned ccid_reader_slot_count(const struct ccid_reader *reader)
 {
 	return reader ? reader->n_slots : 0;
+}
+
+unsigned ccid_reader_busy_slots(const struct ccid_reader *reader)
+{
+	return reader ? ccid_xfer_busy_slots(&reader->xfer) : 0;
 }
 
 struct smc_ext *ccid_reader_slot(struct ccid_reader *reader, unsigned slot)

@@ -47,10 +47,10 @@ static void track_enter(void)
 	pthread_mutex_lock(&track_lock);
 }
 
-static void deadline_after(struct timespec *ts, uint32_t ms)
+void smc_deadline_after(struct timespec *ts, uint64_t ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000u;
+	ts->tv_sec += (time_t)(ms / 1000u);
 	ts->tv_nsec += (long)(ms % 1000u) * 1000000L;
 	if (ts->tv_nsec >= 1000000000L) {
 		ts->tv_sec++;
@@ -80,7 +80,7 @@ static smc_status sleep_for_outcome(struct smc_track *t, uint32_t snapshot, uint
 	smc_status st;
 	int err = 0;
 
-	deadline_after(&deadline, timeout_ms);
+	smc_deadline_after(&deadline, timeout_ms);
 	for (;;) {
 		st = wait_outcome(t, snapshot);
 		if (st != SMC_MORE_PROCESSING)

@@ -4,7 +4,8 @@
 # pcscd reads ifdVendorID/ifdProductID/ifdFriendlyName (three parallel arrays)
 # to pick a driver for a device; CFBundleName CCIDCLASSDRIVER also makes pcscd
 # offer us any interface of class 0x0B that no bundle lists. The driver itself
-# reads ifdLogLevel and ifdDriverOptions at load time (src/config.c).
+# reads ifdLogLevel, ifdDriverOptions and smartcrdEscapeReaders at load time
+# (src/config.c).
 set -eu
 list=$1
 version=$2
@@ -70,6 +71,16 @@ cat <<HEAD
 	           (libccid's DRIVER_OPTION_CCID_EXCHANGE_AUTHORIZED, same bit). -->
 	<key>ifdDriverOptions</key>
 	<string>0x0000</string>
+	<!-- Readers that take vendor commands (PC_to_RDR_Escape) from
+	     applications even when bit 0x01 above is not set: a list
+	     separated by spaces or commas of VVVV:PPPP (vendor and product
+	     id, four hexadecimal digits each) or VVVV:PPPP:SERIAL (only the
+	     reader with that USB serial number, matched exactly; printable
+	     ASCII without spaces, commas, & < >). At most 32 entries;
+	     malformed ones are skipped and logged. Example:
+	     <string>08e6:3437 076b:3021:1234567</string> -->
+	<key>smartcrdEscapeReaders</key>
+	<string></string>
 	<key>ifdManufacturerString</key>
 	<string>smartcrd</string>
 	<key>ifdProductString</key>

@@ -246,10 +246,31 @@ static void close_reader(DWORD Lun, struct ccid_reader *reader)
 
 /* ---- channels ----------------------------------------------------------- */
 
+/* What the administrator allows this reader: ifdDriverOptions, plus Escape
+ * when smartcrdEscapeReaders lists it. info is what the device itself said
+ * (the transport checked its VID/PID against pcscd's name). */
+static unsigned reader_options(const struct tp_info *info)
+{
+	const struct config_reader_id *e;
+
+	if (config.driver_options & CCID_OPTION_ESCAPE_ALLOWED) {
+		log_info("%04X:%04X: Escape allowed: ifdDriverOptions 0x01", info->vendor_id, info->product_id);
+		return config.driver_options;
+	}
+	e = config_escape_allowed_for(&config, info->vendor_id, info->product_id, info->serial);
+	if (e == NULL)
+		return config.driver_options;
+	log_info("%04X:%04X serial \"%s\": Escape allowed: listed in smartcrdEscapeReaders as %04X:%04X%s%s",
+		 info->vendor_id, info->product_id, info->serial, e->vendor_id, e->product_id,
+		 e->serial[0] ? ":" : "", e->serial);
+	return config.driver_options | CCID_OPTION_ESCAPE_ALLOWED;
+}
+
 IFD_EXPORT RESPONSECODE IFDHCreateChannelByName(DWORD Lun, LPSTR DeviceName)
 {
 	struct ccid_transport *tp;
 	struct ccid_reader *reader;
+	struct tp_info info;
 	tp_status tst;
 	smc_status st;
 
@@ -275,13 +296,15 @@ IFD_EXPORT RESPONSECODE IFDHCreateChannelByName(DWORD Lun, LPSTR DeviceName)
 		log_critical("cannot open %s: %s", DeviceName, tp_status_str(tst));
 		return tst == TP_NO_DEVICE ? IFD_NO_SUCH_DEVICE : IFD_COMMUNICATION_ERROR;
 	}
+	info = tp->info; /* the reader owns tp from here on */
 	st = ccid_reader_open(tp, &reader);
 	if (st != SMC_OK) {
 		log_critical("%s is not usable: %s", DeviceName, smc_status_str(st));
 		return st == SMC_ERR_NO_DEVICE ? IFD_NO_SUCH_DEVICE : IFD_COMMUNICATION_ERROR;
 	}
-	/* Info.plist ifdDriverOptions: e.g. whether Escape may reach the reader */
-	ccid_reader_set_options(reader, config.driver_options);
+	/* Info.plist ifdDriverOptions and smartcrdEscapeReaders: e.g. whether
+	 * Escape may reach the reader */
+	ccid_reader_set_options(reader, reader_options(&info));
 	if (lun_store((uint32_t)Lun, reader) != 0) {
 		ccid_reader_close(reader);
 		return IFD_COMMUNICATION_ERROR;

@@ -3,9 +3,10 @@
  *
  * An Escape reaches the reader's firmware with bytes only its vendor knows:
  * firmware updates, key loading, switching the reader's mode. So it is sent
- * only when the administrator has allowed it for this reader (ifdDriverOptions
- * bit 0x01 in the bundle's Info.plist, CCID_OPTION_ESCAPE_ALLOWED), as libccid
- * does with the same bit. */
+ * only when the administrator has allowed it for this reader
+ * (CCID_OPTION_ESCAPE_ALLOWED): for every reader with ifdDriverOptions bit 0x01
+ * in the bundle's Info.plist, as libccid does with the same bit, or for the
+ * readers listed in its smartcrdEscapeReaders key. */
 #include "ioctl.h"
 #include "smc_log.h"
 
@@ -22,7 +23,8 @@ smc_status ccid_escape(struct smc_ext *ext)
 
 	if (!ccid_escape_allowed(s->reader)) {
 		log_critical("slot %u: control code 0x%08X asks for PC_to_RDR_Escape, which is not allowed "
-			     "for this reader: set bit 0x01 of ifdDriverOptions in Info.plist to allow it",
+			     "for this reader: list it in smartcrdEscapeReaders (VVVV:PPPP[:SERIAL]) or "
+			     "set bit 0x01 of ifdDriverOptions in Info.plist to allow it",
 			     s->index, io->ioctl_code);
 		return SMC_ERR_NOT_SUPPORTED;
 	}

@@ -175,6 +175,12 @@ static void plug(struct ffs *f, bool in, char *out, size_t cap)
 	}
 	pthread_mutex_lock(&f->lock);
 	f->bound = in;
+	/* Unplugged, a real reader loses power: whatever it had queued (an
+	 * answer the host never read) is gone when it comes back. FunctionFS
+	 * does not always report DISABLE when the UDC is unbound in the middle
+	 * of a transfer, so the unplug itself asks for the fresh start. */
+	if (!in)
+		f->reset_on_enable = true;
 	pthread_mutex_unlock(&f->lock);
 	snprintf(out, cap, "ok");
 }

@@ -90,8 +90,10 @@ static void ep0_event(struct ffs *f, const struct usb_functionfs_event *ev)
 	case FUNCTIONFS_ENABLE:
 		pthread_mutex_lock(&f->lock);
 		/* A reader the host configures again starts afresh, like real
-		 * hardware after a power cycle: no stale answers. */
-		if (f->reset_on_enable)
+		 * hardware after a power cycle: no stale answers. An ENABLE while
+		 * enabled means the DISABLE went missing (seen when the UDC is
+		 * unbound during a transfer): the same. */
+		if (f->reset_on_enable || f->enabled)
 			ffs_reset_reader(f);
 		f->reset_on_enable = false;
 		f->enabled = true;

@@ -5,8 +5,9 @@
 #   3. builds the bundle and checks that `make distcheck` passes,
 #   4. boots the QEMU test guest and runs the scenarios through pcscd,
 #      with QEMU's reader and with our virtual reader at each exchange level,
-#      libccid run beside ours as a reference; then QEMU's reader again with
-#      our driver built with ASan + UBSan.
+#      libccid run beside ours as a reference; reader life (several slots,
+#      several readers, hot unplug, replug cycles); then QEMU's reader again
+#      with our driver built with ASan + UBSan.
 # Ends with one line "summary: N passed, M failed"; exits non-zero on a failure.
 set -uo pipefail
 # apt-get, the guest's initramfs (mknod) and the test bed need root.
@@ -71,6 +72,20 @@ guest_run() {
 }
 results=$top/tests/vm/results
 
+# count_totals NAME OUTPUT: the lines "run-NAME totals WHO: P passed, F failed,
+# X expected failures" of a side-by-side runner. Ours counts; libccid's
+# failures count too, since libccid vouches for the virtual reader.
+count_totals() {
+	local name=$1 out=$2 who p f x
+	while read -r _ _ who p _ f _ x _; do
+		passed=$((passed + p))
+		failed=$((failed + f))
+		[ "$f" -eq 0 ] || failures+=("$name (${who%:})")
+		[ "$x" -eq 0 ] || echo "(${who%:}: $x checks expected to fail, listed above)"
+	done < <(grep "^run-$name totals " "$out")
+	grep -q "^run-$name totals ours" "$out" || count "$name scenarios" 1
+}
+
 step "test guest: QEMU's usb-ccid reader with its CAC card (libccid beside us as a reference)"
 guest_run qemu-ccid "$results/qemu-ccid-ours" tests/vm/run-qemu-ccid.sh "$bundle"
 
@@ -78,15 +93,11 @@ step "test guest: our virtual reader (smartcrd-vreader on dummy_hcd) at each exc
 vreader=$top/_build/stage/usr/bin/smartcrd-vreader
 tests/vm/run-vreader.sh "$bundle" "$vreader" | tee _build/vreader.txt
 rc=${PIPESTATUS[0]}
-# "run-vreader totals WHO: P passed, F failed, X expected failures": ours counts;
-# libccid's failures count too, since libccid vouches for the virtual reader.
-while read -r _ _ who p _ f _ x _; do
-	passed=$((passed + p))
-	failed=$((failed + f))
-	[ "$f" -eq 0 ] || failures+=("vreader (${who%:})")
-	[ "$x" -eq 0 ] || echo "(${who%:}: $x checks expected to fail, listed above)"
-done < <(grep '^run-vreader totals ' _build/vreader.txt)
-grep -q '^run-vreader totals ours' _build/vreader.txt || count "vreader scenarios" 1
+count_totals vreader _build/vreader.txt
+
+step "test guest: reader life: 2 slots and 4 clients, 4 readers, unplug during an APDU, 100 replugs (libccid beside us)"
+tests/vm/run-life.sh "$bundle" "$vreader" | tee _build/life.txt
+count_totals life _build/life.txt
 
 step "test guest: the same with our driver built with ASan + UBSan"
 bundle_san=$(scripts/build.sh bundle-san)

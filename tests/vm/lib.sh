@@ -16,6 +16,7 @@ VM_KERNEL_DIR=$VM_CACHE/kernel          # dpkg -x of the linux-image package
 VM_INITRAMFS=$VM_CACHE/initramfs.cpio.gz
 VM_NSSDB=$VM_CACHE/nssdb                # certificates of the emulated CAC card
 VM_BUILD=$VM_CACHE/build                # host-built test programs (apdu_loop)
+VM_UDEV_DIR=$VM_CACHE/udev              # dpkg -x of the udev package (udevd for the guest)
 VM_CERT_NICKS=(smartcrd-cert1 smartcrd-cert2 smartcrd-cert3)
 
 vm_log() { printf '[vm %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -80,6 +81,7 @@ vm_boot() {
         printf 'export VM_KERNEL_DIR=%q\n' "$VM_KERNEL_DIR"
         printf 'export VM_CACHE=%q\n' "$VM_CACHE"
         printf 'export VM_BUILD=%q\n' "$VM_BUILD"
+        printf 'export VM_UDEV_DIR=%q\n' "$VM_UDEV_DIR"
         printf 'export VM_DIR=%q\n' "$VM_DIR"
         printf 'export VM_GUEST_TIMEOUT=%q\n' "${VM_GUEST_TIMEOUT:-$((timeout_s - 15))}"
         if [ -n "${SMARTCRD_LOG_LEVEL:-}" ]; then

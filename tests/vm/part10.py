@@ -13,7 +13,7 @@ Usage:
 Options: --keypad-pin P (the PIN the virtual keypad types; the card's PIN
 must be the same at start), --new-pin P (keypad-new-pin), --lcd 0xLLCC
 (wLcdLayout), --vid/--pid (hex), --level short|extended|tpdu|character,
---reader SUBSTRING.
+--reader SUBSTRING, --mechanical (also part10-mechanical).
 
 Checks, one line each, "PASS part10-NAME: detail" or "FAIL part10-NAME: why":
   part10-features   CM_IOCTL_GET_FEATURE_REQUEST (SCARD_CTL_CODE(3400)) lists
@@ -47,6 +47,12 @@ Checks, one line each, "PASS part10-NAME: detail" or "FAIL part10-NAME: why":
                     of its own); the card still answers
   part10-escape     IOCTL_SMARTCARD_VENDOR_IFD_EXCHANGE (SCARD_CTL_CODE(1))
                     refused while the administrator has not allowed Escape
+  part10-mechanical (--mechanical, a reader whose dwMechanical has accept,
+                    eject and no lock) the vendor control codes of
+                    PC_to_RDR_Mechanical, SCARD_CTL_CODE(3500 + bFunction):
+                    eject (3502) and the card leaves the slot as pcscd sees
+                    it; accept (3501, through a direct connection) and it is
+                    back and answers; lock (3504) refused; run last
   part10-escape-allowed (--escape-allowed) the feature list has
                     CCID_ESC_COMMAND, Escape through its code and through
                     SCARD_CTL_CODE(1) comes back (the virtual reader echoes
@@ -58,13 +64,16 @@ import argparse
 import ctypes
 import struct
 import sys
+import time
 
 from smartcard.scard import (SCARD_CTL_CODE, SCARD_E_INSUFFICIENT_BUFFER, SCARD_PROTOCOL_T0,
                              SCARD_PROTOCOL_T1, SCARD_RESET_CARD, SCARD_S_SUCCESS,
-                             SCARD_SCOPE_SYSTEM, SCARD_SHARE_SHARED, SCARD_UNPOWER_CARD,
+                             SCARD_SCOPE_SYSTEM, SCARD_SHARE_DIRECT, SCARD_SHARE_SHARED,
+                             SCARD_STATE_PRESENT, SCARD_STATE_UNAWARE, SCARD_UNPOWER_CARD,
                              SCardConnect, SCardControl, SCardDisconnect,
-                             SCardEstablishContext, SCardGetErrorMessage, SCardListReaders,
-                             SCardReconnect, SCardReleaseContext, SCardTransmit)
+                             SCardEstablishContext, SCardGetErrorMessage, SCardGetStatusChange,
+                             SCardListReaders, SCardReconnect, SCardReleaseContext,
+                             SCardTransmit)
 
 # PC/SC v2 part 10 feature tags and TLV property tags (2.3, 2.6.14)
 FEATURE_VERIFY_PIN_DIRECT = 0x06
@@ -88,6 +97,8 @@ TLV_NAMES = {
     0x0C: "wIdProduct",
 }
 CM_IOCTL_GET_FEATURE_REQUEST = SCARD_CTL_CODE(3400)
+# the driver's vendor codes for PC_to_RDR_Mechanical (src/ccid/ioctl.h)
+MECH_ACCEPT, MECH_EJECT, MECH_LOCK = SCARD_CTL_CODE(3501), SCARD_CTL_CODE(3502), SCARD_CTL_CODE(3504)
 GET_FEATURE_REQUEST_WINDOWS = 0x313520
 IOCTL_SMARTCARD_VENDOR_IFD_EXCHANGE = SCARD_CTL_CODE(1)
 
@@ -506,6 +517,54 @@ def check_escape_allowed(rd, args):
             % (feats[FEATURE_CCID_ESC_COMMAND], ppdu))
 
 
+def card_in(rd):
+    rv, states = SCardGetStatusChange(rd.ctx, 0, [(rd.name, SCARD_STATE_UNAWARE)])
+    return rv == SCARD_S_SUCCESS and bool(states[0][1] & SCARD_STATE_PRESENT)
+
+
+def wait_card(rd, present, seconds=10):
+    """True once pcscd shows the card present (or absent), within seconds."""
+    for _ in range(seconds * 20):
+        if card_in(rd) == present:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def check_mechanical(rd):
+    problems = []
+    rv, _ = rd.control(MECH_EJECT)
+    if rv != SCARD_S_SUCCESS:
+        problems.append("eject: " + err(rv))
+    elif not wait_card(rd, False):
+        problems.append("eject answered, the card still present after 10 s")
+    # no card, so a direct connection carries the next control codes
+    rv, direct, _ = SCardConnect(rd.ctx, rd.name, SCARD_SHARE_DIRECT, 0)
+    if rv != SCARD_S_SUCCESS:
+        problems.append("direct connection: " + err(rv))
+    else:
+        rv, _ = SCardControl(direct, MECH_ACCEPT, [])
+        if rv != SCARD_S_SUCCESS:
+            problems.append("accept: " + err(rv))
+        elif not wait_card(rd, True):
+            problems.append("accept answered, no card after 10 s")
+        rv, _ = SCardControl(direct, MECH_LOCK, [])
+        if rv == SCARD_S_SUCCESS:
+            problems.append("lock accepted by a reader without a lock")
+        SCardDisconnect(direct, 0)
+    select = "-"
+    if not problems:
+        # the handle of before the eject belongs to a card that left: a new one
+        SCardDisconnect(rd.card, SCARD_UNPOWER_CARD)
+        rv, rd.card, rd.proto = SCardConnect(rd.ctx, rd.name, SCARD_SHARE_SHARED,
+                                             SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)
+        select = rd.sw(SELECT) if rv == SCARD_S_SUCCESS else "connect: " + err(rv)
+        if select != "9000":
+            problems.append("the accepted card: SELECT " + select)
+    verdict("mechanical", not problems, "; ".join(problems) if problems else
+            "eject: card gone; accept: card back, SELECT 9000; lock refused")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reader")
@@ -516,6 +575,7 @@ def main():
     ap.add_argument("--pid", default="5CCD", type=lambda v: int(v, 16))
     ap.add_argument("--level", default="short")
     ap.add_argument("--escape-allowed", action="store_true")
+    ap.add_argument("--mechanical", action="store_true")
     args = ap.parse_args()
     try:
         rd = Reader(args.reader)
@@ -534,6 +594,8 @@ def main():
             check_modify(rd, feats, args)
             check_malformed(rd, feats, args)
             check_escape_refused(rd, feats)
+            if args.mechanical:
+                check_mechanical(rd)
     rd.close()
     print("part10: %d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1

@@ -39,7 +39,8 @@ RUNS=(
     "tpdu-t0|level=tpdu card-protocols=t0"
     # a PIN pad with a 2x16 display: PC/SC part 10 through pcscd (part10.py,
     # the part10-* checks); the keypad types the card's PIN, 97531 as the new one
-    "short-pinpad|level=short pin-support=verify,modify lcd=2x16 card-pin=2468 keypad-pin=2468 keypad-new-pin=97531 +part10"
+    # (with a motor: accept and eject, checked last through the vendor codes)
+    "short-pinpad|level=short pin-support=verify,modify lcd=2x16 card-pin=2468 keypad-pin=2468 keypad-new-pin=97531 mechanical=accept,eject +part10"
     # the same at TPDU level with a T=0 card: the reader sends the PIN APDU
     # as a T=0 TPDU itself
     "tpdu-t0-pinpad|level=tpdu card-protocols=t0 pin-support=verify,modify lcd=2x16 card-pin=2468 keypad-pin=2468 keypad-new-pin=97531 +part10"
@@ -74,6 +75,7 @@ declare -A XFAIL_LIBCCID=(
     [tpdu-t0-pinpad.part10-verify]=$CASE1_STATUS_AS_4_BYTES
     [tpdu-t0-pinpad.part10-wrong-pin]=$CASE1_STATUS_AS_4_BYTES
     [tpdu-t0-pinpad.part10-malformed]=$CASE1_STATUS_AS_4_BYTES
+    [short-pinpad.part10-mechanical]="libccid has no control code for PC_to_RDR_Mechanical (eject, accept): part10.py's SCardControl(SCARD_CTL_CODE(3502)) is refused"
 )
 # libccid's own recovery from the reader faults switched on in short-t1 is
 # reference information only: it varies from run to run (libccid accepts

@@ -5,6 +5,7 @@
 #  3. builds the tiny busybox initramfs that mounts the host root in the guest
 #  4. creates the NSS database with the three certificates of QEMU's emulated CAC card
 #  5. builds the test programs that run in the guest (apdu_loop, applet_sweep, raw_host)
+#  6. fetches Debian's udev package into the cache (not installed): udevd for the guest
 # Must run as root on Debian 12. Everything goes to tests/vm/cache (git-ignored),
 # or to $SMARTCRD_VM_CACHE when set.
 set -euo pipefail
@@ -174,6 +175,31 @@ build_programs() {
     build_program raw_host libusb-1.0   # a misbehaving host for the virtual reader
 }
 
+# pcscd and libusb hear of plugged and unplugged devices from udevd, not from
+# the kernel; a host without udev (a container) has no udevd to lend the
+# guest. udevadm (which is also systemd-udevd) needs no library of its own
+# version, so the udev package of the installed libudev is preferred, and any
+# other does.
+fetch_udev() {
+    [ -x "$VM_UDEV_DIR/bin/udevadm" ] && return 0
+    local debs=$VM_CACHE/udev-debs ver deb
+    ver=$(dpkg-query -W -f='${Version}' libudev1 2>/dev/null || true)
+    rm -rf "$debs" "$VM_UDEV_DIR"
+    mkdir -p "$debs"
+    chown _apt "$debs" 2>/dev/null || true
+    vm_log "fetching udev${ver:+ $ver}"
+    if ! (cd "$debs" && timeout 300 apt-get download -q "udev${ver:+=$ver}") \
+        && ! (cd "$debs" && timeout 300 apt-get download -q udev); then
+        timeout 600 apt-get update -q
+        (cd "$debs" && timeout 300 apt-get download -q udev) || vm_die "cannot fetch udev"
+    fi
+    deb=$(ls "$debs"/udev_*.deb)
+    mkdir -p "$VM_UDEV_DIR"
+    dpkg -x "$deb" "$VM_UDEV_DIR"
+    rm -rf "$debs"
+    [ -x "$VM_UDEV_DIR/bin/udevadm" ] || vm_die "no bin/udevadm in $deb"
+}
+
 t0=$SECONDS
 mkdir -p "$VM_CACHE"
 install_packages
@@ -181,4 +207,5 @@ fetch_kernel
 build_initramfs
 make_nssdb
 build_programs
+fetch_udev
 vm_log "setup done in $((SECONDS - t0))s (cache $VM_CACHE)"

@@ -1,11 +1,12 @@
 # shellcheck shell=bash disable=SC2154,SC2034
 # (SC2154/SC2034: variables shared with vreader.sh, which sources this file)
 # The vicc runs of the virtual reader's scenario: sourced by vreader.sh (it uses
-# that file's pass, fail, log, opt, load_modules, clean_stale_gadgets,
-# check_descriptor, restore_bundles, add_to_libccid, vreader_stop and its
-# variables run, opts, RD, VREADER, vr_pid, vr_sock, runs); runs INSIDE the
-# test guest. A run whose profile has card-relay=vicc:HOST:PORT goes here
-# instead of the applet checks: smartcrd-vreader relays its card to Debian's
+# that file's pass, fail, log, opt, check_descriptor, vreader_stop, and
+# guest-lib's load_modules, clean_stale_gadgets, restore_bundles,
+# add_to_libccid, start_driver, end_driver; and vreader.sh's variables run,
+# opts, RD, VREADER, vr_pid, vr_sock, runs); runs INSIDE the test guest. A
+# run whose profile has card-relay=vicc:HOST:PORT goes here instead of the
+# applet checks: smartcrd-vreader relays its card to Debian's
 # vicc (vsmartcard-vpicc, its iso7816 card), pcscd with one driver in front.
 #
 # Checks, each "PASS NAME.check" / "FAIL NAME.check: why":

@@ -72,14 +72,12 @@ set -uo pipefail   # no -e: every check runs and reports even after a failure
 
 R=${VM_RESULTS:?run me in the test guest}
 RESULT=$R/result
-GADGETS=/sys/kernel/config/usb_gadget
 TIME_UNIT_MS=100   # smartcrd-vreader --time-unit-ms: what one time extension costs
 # Checked with +faults. zlp and stall are the front end's (a zero-length
 # packet, a halted bulk IN endpoint before the answer); time-storm sends 50
 # time extensions, paced at TIME_UNIT_MS: 5 s before the answer.
 FAULTS=(wrong-seq wrong-slot truncate long-length mute time-storm zlp stall)
 FAULT_SECONDS=20   # the longest one APDU may take while a fault is on
-STASH=/var/lib/smartcrd-stashed-drivers   # use_only_bundle's
 : >"$RESULT"
 failures=0
 run=        # name of the current run, prefix of its checks
@@ -88,84 +86,15 @@ pass() { echo "PASS $run.$1${2:+: $2}" | tee -a "$RESULT"; }
 fail() { echo "FAIL $run.$1: $2" | tee -a "$RESULT"; failures=$((failures + 1)); }
 log() { echo "vreader[$run]: $*"; }
 
-# --- modules and configfs ---------------------------------------------------
-
-# load_modules SPEED: dummy_hcd at full (is_high_speed=0) or high speed,
-# reloaded when the speed changes; libcomposite and usb_f_fs; configfs.
-load_modules() {
-    local want=N cur hs=0
-    [ "$1" = high ] && { want=Y; hs=1; }
-    cur=$(cat /sys/module/dummy_hcd/parameters/is_high_speed 2>/dev/null)
-    if [ -n "$cur" ] && [ "$cur" != "$want" ]; then
-        rmmod dummy_hcd || log "rmmod dummy_hcd failed"
-        cur=
-    fi
-    if [ -z "$cur" ]; then
-        modprobe -d "$VM_KERNEL_DIR" dummy_hcd is_high_speed=$hs \
-            || log "modprobe dummy_hcd failed"
-    fi
-    modprobe -d "$VM_KERNEL_DIR" libcomposite || log "modprobe libcomposite failed"
-    modprobe -d "$VM_KERNEL_DIR" usb_f_fs || log "modprobe usb_f_fs failed"
-    mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
-}
-
-# --- the bundles ---------------------------------------------------------------
-
-# Undoes use_only_bundle: our copy out, the stashed bundles back.
-restore_bundles() {
-    local entry
-    rm -rf "$DRIVERS/ifd-smartcrd.bundle"
-    for entry in "$STASH"/*; do
-        [ -e "$entry" ] && mv "$entry" "$DRIVERS"/
-    done
-}
-
-# libccid takes only the VID/PIDs its Info.plist lists: add ours (three
-# parallel arrays, kept the same length). The guest's overlay takes the write.
-add_to_libccid() {
-    local vid=$1 pid=$2
-    python3 - "$DRIVERS/ifd-ccid.bundle/Contents/Info.plist" "$vid" "$pid" <<'EOF'
-import plistlib, sys
-path, vid, pid = sys.argv[1], "0x%04X" % int(sys.argv[2], 16), "0x%04X" % int(sys.argv[3], 16)
-with open(path, "rb") as f:
-    pl = plistlib.load(f)
-pairs = list(zip(pl["ifdVendorID"], pl["ifdProductID"]))
-if (vid, pid) not in [(v.upper().replace("X", "x"), p.upper().replace("X", "x")) for v, p in pairs]:
-    pl["ifdVendorID"].append(vid)
-    pl["ifdProductID"].append(pid)
-    pl["ifdFriendlyName"].append("smartcrd virtual reader")
-    with open(path, "wb") as f:
-        plistlib.dump(pl, f)
-EOF
-}
-
 # --- smartcrd-vreader --------------------------------------------------------
+# (load_modules, clean_stale_gadgets, restore_bundles, add_to_libccid and
+# ctl_at are in guest-lib.sh)
 
 vr_pid=
 vr_sock=
 
-# ctl COMMAND: one line to the control socket; prints the answer.
-ctl() {
-    timeout 10 python3 - "$vr_sock" "$1" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-print(s.makefile().readline().strip())
-EOF
-}
-
-# Removes a gadget left by a smartcrd-vreader that died, so the next run can bind.
-clean_stale_gadgets() {
-    local g
-    for g in "$GADGETS"/*/; do
-        [ -d "$g" ] || continue
-        echo "" >"$g/UDC" 2>/dev/null
-        umount /dev/ffs-* 2>/dev/null
-        rm -f "$g"/configs/*/ffs.* 2>/dev/null
-        rmdir "$g"/configs/*/strings/* "$g"/configs/* "$g"/functions/* "$g"/strings/* "$g" 2>/dev/null
-    done
-}
+# ctl COMMAND: one line to this run's control socket; prints the answer.
+ctl() { ctl_at "$vr_sock" "$1"; }
 
 # vreader_stop: "quit" on the control socket; TERM then KILL if it stays.
 vreader_stop() {
@@ -327,13 +256,19 @@ check_events() {
 # bundle in use (the guest's overlay takes the write); both drivers read it
 # when pcscd loads them. Bit 0x01 lets applications send Escape.
 set_driver_options() {
+    set_plist_key "$1" ifdDriverOptions "$2"
+}
+
+# set_plist_key MODE KEY VALUE: the <string> after <key>KEY</key> in the
+# driver's Info.plist (the guest's copy); status 0 once it reads VALUE.
+set_plist_key() {
     local plist
     case $1 in
         ours) plist=$DRIVERS/ifd-smartcrd.bundle/Contents/Info.plist ;;
         libccid) plist=$DRIVERS/ifd-ccid.bundle/Contents/Info.plist ;;
     esac
-    sed -i '/<key>ifdDriverOptions<\/key>/{n;s|<string>[^<]*</string>|<string>'"$2"'</string>|}' "$plist"
-    grep -A1 '<key>ifdDriverOptions</key>' "$plist" | grep -q "<string>$2</string>"
+    sed -i '/<key>'"$2"'<\/key>/{n;s|<string>[^<]*</string>|<string>'"$3"'</string>|}' "$plist"
+    grep -A1 "<key>$2</key>" "$plist" | grep -q "<string>$3</string>"
 }
 
 # part10_verdicts LOG CHECK...: the "PASS part10-X" / "FAIL part10-X" lines
@@ -353,7 +288,8 @@ part10_verdicts() {
 
 # check_part10 MODE LEVEL: PC/SC part 10 through pcscd (part10.py, pyscard):
 # the part10-* checks with Escape not allowed (the default), then pcscd
-# started again with ifdDriverOptions 0x0001 for part10-escape-allowed, and
+# started again with ifdDriverOptions 0x0001 (our driver at TPDU level:
+# smartcrdEscapeReaders listing this reader) for part10-escape-allowed, and
 # the option set back. Needs a profile with pin-support=verify,modify whose
 # keypad-pin is the card's PIN.
 check_part10() {
@@ -362,16 +298,27 @@ check_part10() {
     [ "$lcd" != none ] && layout=$(( ${lcd%x*} << 8 | ${lcd#*x} ))
     args=(--keypad-pin "$(opt keypad-pin 1234)" --new-pin "$(opt keypad-new-pin 5678)"
           --lcd "$layout" --vid "$vid" --pid "$pid" --level "$level")
-    timeout --kill-after=5 300 python3 "$VM_DIR/part10.py" "${args[@]}" >"$RD/part10.log" 2>&1
+    local mech=()
+    # a reader with a motor: eject and accept through the vendor control codes
+    [ "$(opt mechanical none)" != none ] && mech=(--mechanical part10-mechanical)
+    timeout --kill-after=5 300 python3 "$VM_DIR/part10.py" "${args[@]}" "${mech[@]:0:1}" \
+        >"$RD/part10.log" 2>&1
     rc=$?
     grep -E '^part10: ([0-9]+ passed|feature|PIN prop)' "$RD/part10.log"
     part10_verdicts "$RD/part10.log" part10-features part10-tlv part10-verify part10-wrong-pin \
-        part10-modify part10-malformed part10-escape
+        part10-modify part10-malformed part10-escape "${mech[@]:1}"
     [ $rc = 0 ] || log "part10.py exit $rc"
-    # Escape allowed by the administrator: a new pcscd reads the option
+    # Escape allowed by the administrator: a new pcscd reads the option. Our
+    # driver at TPDU level has it for this reader only (smartcrdEscapeReaders
+    # with its VID, PID and serial), elsewhere for every reader (the bit).
+    local allow=(set_driver_options "$mode" 0x0001) undo=(set_driver_options "$mode" 0x0000)
+    if [ "$mode" = ours ] && [ "$level" = tpdu ]; then
+        allow=(set_plist_key ours smartcrdEscapeReaders "$vid:$pid:$(opt serial 0001)")
+        undo=(set_plist_key ours smartcrdEscapeReaders "")
+    fi
     stop_pcscd
-    if ! set_driver_options "$mode" 0x0001; then
-        fail part10-escape-allowed "could not set ifdDriverOptions in the bundle's Info.plist"
+    if ! "${allow[@]}"; then
+        fail part10-escape-allowed "could not change the bundle's Info.plist: ${allow[*]}"
     elif ! start_pcscd "$RD/pcscd-escape.log" "ATR: " SMARTCRD_LOG_LEVEL="${SMARTCRD_LOG_LEVEL:-3}" \
         LIBCCID_ifdLogLevel=0x0003 "${san_env[@]}"; then
         fail part10-escape-allowed "pcscd with ifdDriverOptions 0x0001: no reader with a card (see pcscd-escape.log)"
@@ -380,39 +327,10 @@ check_part10() {
             >"$RD/part10-escape.log" 2>&1
         part10_verdicts "$RD/part10-escape.log" part10-escape-allowed
     fi
-    set_driver_options "$mode" 0x0000 || log "could not set ifdDriverOptions back to 0x0000"
+    "${undo[@]}" || log "could not undo: ${undo[*]}"
 }
 
 # run_one MODE BUNDLE: one run with the current $run, $opts.
-# start_driver MODE BUNDLE ATR_PATTERN: only the chosen driver bundle in place
-# (libccid also learns our VID/PID), the "driver" check, then pcscd (with the
-# sanitizer runtime for an instrumented bundle) until a reader shows a card
-# whose pcsc_scan line matches ATR_PATTERN. Status: start_pcscd's.
-# Uses the caller's vid and pid, and fills the caller's san_env array (the
-# caller checks for sanitizer reports with it afterwards).
-start_driver() {
-    local mode=$1 bundle=$2 atr=$3 keep now out
-    san_env=()
-    restore_bundles
-    [ "$mode" = libccid ] && add_to_libccid "$vid" "$pid"
-    keep=$(use_only_bundle "$mode" "$bundle")
-    now=$(cd "$DRIVERS" && echo *)
-    if [ "$now" = "$keep" ]; then pass driver; else fail driver "found: $now"; fi
-    # (no process substitution: keep working where the guest has no /dev/fd)
-    out=$(sanitizer_env "$keep" "$RD")
-    [ -n "$out" ] && mapfile -t san_env <<<"$out"
-    start_pcscd "$RD/pcscd.log" "$atr" SMARTCRD_LOG_LEVEL="${SMARTCRD_LOG_LEVEL:-3}" \
-        LIBCCID_ifdLogLevel=0x0003 "${san_env[@]}"
-}
-
-# end_driver: the "pcscd-alive" check, pcscd stopped, then the "sanitizers"
-# check when start_driver ran pcscd with the sanitizer runtime.
-end_driver() {
-    if pcscd_running; then pass pcscd-alive; else fail pcscd-alive "pcscd exited"; fi
-    stop_pcscd
-    [ ${#san_env[@]} -eq 0 ] || sanitizer_verdict "$RD"
-}
-
 run_one() {
     local mode=$1 bundle=$2 vid pid level speed id sweep_flags=() kv vopts=() rc summary
     local faults=() time_flags=() part10=no

@@ -2,16 +2,20 @@
  *
  * Each call finds the reader slot behind its Lun, becomes one smclib request
  * (smc_device_control) and maps the smclib status back to an IFD_* code.
- * Nothing CCID-specific happens here: ccid_reader_open() builds the slots. */
+ * Nothing CCID-specific happens here: ccid_reader_open() builds the slots.
+ * pcscd's event threads (the polling and stop functions) are in ifd_events.c. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <ifdhandler.h>
 #include <reader.h>
 
 #include "ccid.h"
 #include "config.h"
+#include "ifd_internal.h"
 #include "lun_table.h"
 #include "smc_log.h"
 
@@ -39,7 +43,7 @@ static void load_config(void)
 
 /* ---- smclib status → IFD_* --------------------------------------------- */
 
-static RESPONSECODE ifd_code(smc_status st)
+RESPONSECODE ifd_code(smc_status st)
 {
 	switch (st) {
 	case SMC_OK:
@@ -65,7 +69,7 @@ static RESPONSECODE ifd_code(smc_status st)
 
 /* The slot behind a Lun, or NULL with *rc saying why. A reader that pcscd
  * declared removed, or that vanished under a transfer, answers NO_SUCH_DEVICE. */
-static struct smc_ext *slot_of(DWORD Lun, RESPONSECODE *rc)
+struct smc_ext *ifd_slot_of(DWORD Lun, RESPONSECODE *rc)
 {
 	struct lun_entry *e = lun_lookup((uint32_t)Lun);
 
@@ -81,167 +85,12 @@ static struct smc_ext *slot_of(DWORD Lun, RESPONSECODE *rc)
 	return ccid_reader_slot(e->reader, LUN_SLOT(Lun));
 }
 
-static smc_status request(struct smc_ext *ext, enum smc_request req, uint32_t minor, const uint8_t *in,
-			  size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len)
+smc_status ifd_request(struct smc_ext *ext, enum smc_request req, uint32_t minor, const uint8_t *in,
+		       size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len)
 {
 	size_t ignored;
 
 	return smc_device_control(ext, req, minor, in, in_len, out, out_cap, out_len ? out_len : &ignored);
-}
-
-/* ---- card events: pcscd's event threads ---------------------------------- */
-
-/* pcscd calls the polling function (TAG_IFD_POLLING_THREAD_WITH_TIMEOUT) from
- * one event thread per slot, without its own lock, and the stop function from
- * another thread. A poll inside the driver holds its reader: IFDHCloseChannel
- * takes the reader out of the table, ends the waits, and frees the reader
- * only once every holder has left. events_lock orders a poll's entry against
- * that removal, so a poll either finds the reader and holds it, or finds
- * nothing. */
-static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t events_cond = PTHREAD_COND_INITIALIZER;
-static unsigned *holds; /* polls inside the driver, by reader index (Lun >> 16) */
-static size_t holds_len;
-
-typedef RESPONSECODE (*poll_fn)(DWORD Lun, int timeout);
-typedef RESPONSECODE (*stop_fn)(DWORD Lun);
-
-/* Under events_lock: a counter for reader index r. -1 if it cannot grow. */
-static int holds_room(uint32_t r)
-{
-	size_t len = holds_len ? holds_len : 4;
-	unsigned *grown;
-
-	if (r < holds_len)
-		return 0;
-	while (len <= r)
-		len *= 2;
-	grown = realloc(holds, len * sizeof(*holds));
-	if (grown == NULL)
-		return -1;
-	memset(grown + holds_len, 0, (len - holds_len) * sizeof(*holds));
-	holds = grown;
-	holds_len = len;
-	return 0;
-}
-
-static struct smc_ext *hold_slot(DWORD Lun, RESPONSECODE *rc)
-{
-	struct smc_ext *ext;
-
-	pthread_mutex_lock(&events_lock);
-	ext = slot_of(Lun, rc);
-	if (ext != NULL && holds_room(LUN_READER(Lun)) != 0) {
-		log_critical("Lun 0x%lX: out of memory to wait for card events", (unsigned long)Lun);
-		*rc = IFD_COMMUNICATION_ERROR;
-		ext = NULL;
-	}
-	if (ext != NULL)
-		holds[LUN_READER(Lun)]++;
-	pthread_mutex_unlock(&events_lock);
-	return ext;
-}
-
-/* The hold ends. True if the reader went away meanwhile (pcscd said it was
- * removed, a transfer found it gone, or the channel was closed). */
-static bool release_slot(DWORD Lun)
-{
-	struct lun_entry *e;
-	bool gone;
-
-	pthread_mutex_lock(&events_lock);
-	e = lun_lookup((uint32_t)Lun);
-	gone = e == NULL || atomic_load(&e->removed) || ccid_reader_is_gone(e->reader);
-	holds[LUN_READER(Lun)]--;
-	pthread_cond_broadcast(&events_cond);
-	pthread_mutex_unlock(&events_lock);
-	return gone;
-}
-
-/* Under events_lock: every slot's wait of the reader ends now (it returns and
- * its caller looks at the reader again). */
-static void cancel_waits(struct ccid_reader *reader)
-{
-	for (unsigned i = 0; i < ccid_reader_slot_count(reader); i++)
-		request(ccid_reader_slot(reader, i), SMC_REQ_CANCEL_WAIT, 0, NULL, 0, NULL, 0, NULL);
-}
-
-/* The polling function: returns when the slot's card may have changed (pcscd
- * then calls IFDHICCPresence), after timeout ms, or when the stop function is
- * called, all with IFD_SUCCESS (pcscd pauses 400 ms after anything else).
- * While the last IFDHICCPresence failed (the reader does not answer
- * GetSlotStatus): IFD_COMMUNICATION_ERROR at once, so that pcscd pauses
- * before it asks again instead of going round at full speed.
- * Once the reader is gone: IFD_NO_SUCH_DEVICE, at once, every time; pcscd
- * then finds the same in IFDHICCPresence and removes the reader. */
-static RESPONSECODE card_event_poll(DWORD Lun, int timeout)
-{
-	struct smc_ext *ext;
-	RESPONSECODE rc;
-	smc_status st;
-
-	ext = hold_slot(Lun, &rc);
-	if (ext == NULL)
-		return rc;
-	st = request(ext, SMC_REQ_WAIT_CHANGE, timeout > 0 ? (uint32_t)timeout : 0, NULL, 0, NULL, 0, NULL);
-	if (release_slot(Lun) || st == SMC_ERR_NO_DEVICE)
-		return IFD_NO_SUCH_DEVICE;
-	if (st == SMC_OK || st == SMC_ERR_TIMEOUT || st == SMC_ERR_CANCELLED)
-		return IFD_SUCCESS;
-	log_info("Lun 0x%lX: card event wait: %s", (unsigned long)Lun, smc_status_str(st));
-	return ifd_code(st);
-}
-
-/* The stop function: the slot's polling function returns at once, or, if it
- * is not waiting yet, its next call does. Later calls wait again. */
-/* Under events_lock: the wait of Lun's slot ends (or its next one returns at
- * once). Returns the slot, NULL when Lun is not open. */
-static struct smc_ext *cancel_wait_locked(DWORD Lun)
-{
-	struct lun_entry *e = lun_lookup((uint32_t)Lun);
-	struct smc_ext *ext = e != NULL ? ccid_reader_slot(e->reader, LUN_SLOT(Lun)) : NULL;
-
-	if (ext != NULL)
-		request(ext, SMC_REQ_CANCEL_WAIT, 0, NULL, 0, NULL, 0, NULL);
-	return ext;
-}
-
-static RESPONSECODE card_event_stop(DWORD Lun)
-{
-	struct smc_ext *ext;
-
-	pthread_mutex_lock(&events_lock);
-	ext = cancel_wait_locked(Lun);
-	pthread_mutex_unlock(&events_lock);
-	log_info("Lun 0x%lX: %s", (unsigned long)Lun,
-		 ext ? "card event wait stopped" : "not open: nothing to stop");
-	return IFD_SUCCESS;
-}
-
-/* IFDHCloseChannel's part: Lun's slot leaves the table (and its wait ends);
- * returns the reader when it was its last slot. */
-static struct ccid_reader *release_lun(DWORD Lun)
-{
-	struct ccid_reader *reader;
-
-	pthread_mutex_lock(&events_lock);
-	cancel_wait_locked(Lun);
-	reader = lun_release((uint32_t)Lun);
-	pthread_mutex_unlock(&events_lock);
-	return reader;
-}
-
-/* A reader no longer in the table: its waits end for good, the polls still
- * inside the driver leave, then it is closed (which joins its event thread). */
-static void close_reader(DWORD Lun, struct ccid_reader *reader)
-{
-	for (unsigned i = 0; i < ccid_reader_slot_count(reader); i++)
-		smc_tracking_close(ccid_reader_slot(reader, i));
-	pthread_mutex_lock(&events_lock);
-	while (LUN_READER(Lun) < holds_len && holds[LUN_READER(Lun)] > 0)
-		pthread_cond_wait(&events_cond, &events_lock);
-	pthread_mutex_unlock(&events_lock);
-	ccid_reader_close(reader);
 }
 
 /* ---- channels ----------------------------------------------------------- */
@@ -330,18 +179,18 @@ IFD_EXPORT RESPONSECODE IFDHCloseChannel(DWORD Lun)
 
 	log_info("Lun 0x%lX", (unsigned long)Lun);
 	/* Leave the card unpowered, as an application would find it after a replug. */
-	ext = slot_of(Lun, &rc);
+	ext = ifd_slot_of(Lun, &rc);
 	if (ext != NULL)
-		request(ext, SMC_REQ_POWER, SMC_POWER_DOWN, NULL, 0, NULL, 0, NULL);
-	reader = release_lun(Lun);
+		ifd_request(ext, SMC_REQ_POWER, SMC_POWER_DOWN, NULL, 0, NULL, 0, NULL);
+	reader = ifd_events_release_lun(Lun);
 	if (reader != NULL)
-		close_reader(Lun, reader);
+		ifd_events_close_reader(Lun, reader);
 	return IFD_SUCCESS;
 }
 
 /* ---- capabilities ------------------------------------------------------ */
 
-static RESPONSECODE put_byte(PDWORD Length, PUCHAR Value, uint8_t v)
+RESPONSECODE ifd_put_byte(PDWORD Length, PUCHAR Value, uint8_t v)
 {
 	if (*Length < 1) {
 		log_info("no room for a 1-byte capability (buffer of %lu)", (unsigned long)*Length);
@@ -349,49 +198,6 @@ static RESPONSECODE put_byte(PDWORD Length, PUCHAR Value, uint8_t v)
 	}
 	*Value = v;
 	*Length = 1;
-	return IFD_SUCCESS;
-}
-
-/* TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, TAG_IFD_STOP_POLLING_THREAD and
- * TAG_IFD_POLLING_THREAD_KILLABLE, for readers whose interrupt endpoint
- * reports card events. Without one, IFD_ERROR_TAG: pcscd then calls
- * IFDHICCPresence every 400 ms, which costs one GetSlotStatus.
- *
- * The functions are handed out for a reader that is gone or that pcscd said
- * was removed, too: they then return at once (the polling function with
- * IFD_NO_SUCH_DEVICE), while a refusal here would leave pcscd polling the
- * presence of a reader it is about to remove. Asking sends nothing. */
-static RESPONSECODE event_capability(DWORD Lun, DWORD Tag, PDWORD Length, PUCHAR Value)
-{
-	poll_fn poll = card_event_poll;
-	stop_fn stop = card_event_stop;
-	struct lun_entry *e = lun_lookup((uint32_t)Lun);
-	struct smc_ext *ext;
-
-	ext = e != NULL ? ccid_reader_slot(e->reader, LUN_SLOT(Lun)) : NULL;
-	if (ext == NULL) {
-		log_critical("Lun 0x%lX is not open: no polling function (tag 0x%lX)", (unsigned long)Lun,
-			     (unsigned long)Tag);
-		return IFD_COMMUNICATION_ERROR;
-	}
-	if (!ext->reader_caps.card_events) {
-		log_info("Lun 0x%lX: no interrupt endpoint: no polling function (tag 0x%lX), presence is polled",
-			 (unsigned long)Lun, (unsigned long)Tag);
-		return IFD_ERROR_TAG;
-	}
-	if (Tag == TAG_IFD_POLLING_THREAD_KILLABLE)
-		return put_byte(Length, Value, 0); /* stop it with the stop function */
-	if (*Length < sizeof(poll) || *Length < sizeof(stop)) {
-		log_info("no room for a function pointer (buffer of %lu)", (unsigned long)*Length);
-		return IFD_ERROR_INSUFFICIENT_BUFFER;
-	}
-	if (Tag == TAG_IFD_POLLING_THREAD_WITH_TIMEOUT) {
-		memcpy(Value, &poll, sizeof(poll));
-		*Length = sizeof(poll);
-	} else {
-		memcpy(Value, &stop, sizeof(stop));
-		*Length = sizeof(stop);
-	}
 	return IFD_SUCCESS;
 }
 
@@ -412,39 +218,39 @@ IFD_EXPORT RESPONSECODE IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length,
 
 	switch (Tag) {
 	case TAG_IFD_SIMULTANEOUS_ACCESS:
-		return put_byte(Length, Value, SIMULTANEOUS_READERS);
+		return ifd_put_byte(Length, Value, SIMULTANEOUS_READERS);
 	case TAG_IFD_THREAD_SAFE:
-		return put_byte(Length, Value, 1); /* readers are independent */
+		return ifd_put_byte(Length, Value, 1); /* readers are independent */
 	case TAG_IFD_SLOT_THREAD_SAFE:
 		/* the slots may be called at once if the reader lets them be busy at
 		 * once (bMaxCCIDBusySlots); otherwise they take turns */
-		return put_byte(Length, Value, e != NULL && ccid_reader_slot_count(e->reader) > 1 &&
+		return ifd_put_byte(Length, Value, e != NULL && ccid_reader_slot_count(e->reader) > 1 &&
 						       ccid_reader_busy_slots(e->reader) > 1);
 	case TAG_IFD_SLOTS_NUMBER:
 		if (e == NULL) {
 			log_critical("Lun 0x%lX is not open", (unsigned long)Lun);
 			return IFD_COMMUNICATION_ERROR;
 		}
-		return put_byte(Length, Value, (uint8_t)ccid_reader_slot_count(e->reader));
+		return ifd_put_byte(Length, Value, (uint8_t)ccid_reader_slot_count(e->reader));
 	case TAG_IFD_ATR:
 		Tag = SCARD_ATTR_ATR_STRING;
 		break;
 	case TAG_IFD_POLLING_THREAD_WITH_TIMEOUT:
 	case TAG_IFD_STOP_POLLING_THREAD:
 	case TAG_IFD_POLLING_THREAD_KILLABLE:
-		return event_capability(Lun, Tag, Length, Value);
+		return ifd_event_capability(Lun, Tag, Length, Value);
 	case TAG_IFD_DEVICE_REMOVED:
 		/* pcscd asks before it sets the tag, and sets it only on 1 (its
 		 * RFRemoveReader): 1 says IFDHSetCapabilities takes it. */
-		return put_byte(Length, Value, 1);
+		return ifd_put_byte(Length, Value, 1);
 	default:
 		break;
 	}
 
-	ext = slot_of(Lun, &rc);
+	ext = ifd_slot_of(Lun, &rc);
 	if (ext == NULL)
 		return rc;
-	st = request(ext, SMC_REQ_GET_ATTRIBUTE, (uint32_t)Tag, NULL, 0, Value, *Length, &len);
+	st = ifd_request(ext, SMC_REQ_GET_ATTRIBUTE, (uint32_t)Tag, NULL, 0, Value, *Length, &len);
 	if (st == SMC_ERR_NOT_SUPPORTED) {
 		log_info("Lun 0x%lX: tag 0x%lX unknown", (unsigned long)Lun, (unsigned long)Tag);
 		return IFD_ERROR_TAG;
@@ -461,20 +267,12 @@ IFD_EXPORT RESPONSECODE IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length,
 
 IFD_EXPORT RESPONSECODE IFDHSetCapabilities(DWORD Lun, DWORD Tag, DWORD Length, PUCHAR Value)
 {
-	struct lun_entry *e;
-
 	(void)Length;
 	(void)Value;
 	if (Tag == TAG_IFD_DEVICE_REMOVED) {
 		/* pcscd saw the device go: answer NO_SUCH_DEVICE from now on and do not
 		 * wait for transfers to a device that is not there. */
-		pthread_mutex_lock(&events_lock);
-		e = lun_lookup((uint32_t)Lun);
-		if (e != NULL) {
-			atomic_store(&e->removed, true);
-			cancel_waits(e->reader); /* polls return IFD_NO_SUCH_DEVICE */
-		}
-		pthread_mutex_unlock(&events_lock);
+		ifd_events_reader_removed(Lun);
 		log_info("Lun 0x%lX: reader removed", (unsigned long)Lun);
 		return IFD_SUCCESS;
 	}
@@ -496,14 +294,14 @@ IFD_EXPORT RESPONSECODE IFDHSetProtocolParameters(DWORD Lun, DWORD Protocol, UCH
 	(void)PTS1;
 	(void)PTS2;
 	(void)PTS3;
-	ext = slot_of(Lun, &rc);
+	ext = ifd_slot_of(Lun, &rc);
 	if (ext == NULL)
 		return rc;
 	if ((Protocol & ~(DWORD)(SMC_PROTOCOL_T0 | SMC_PROTOCOL_T1)) != 0 || Protocol == 0) {
 		log_critical("Lun 0x%lX: protocol 0x%lX not supported", (unsigned long)Lun, (unsigned long)Protocol);
 		return IFD_PROTOCOL_NOT_SUPPORTED;
 	}
-	st = request(ext, SMC_REQ_SET_PROTOCOL, (uint32_t)Protocol, NULL, 0, NULL, 0, NULL);
+	st = ifd_request(ext, SMC_REQ_SET_PROTOCOL, (uint32_t)Protocol, NULL, 0, NULL, 0, NULL);
 	if (st == SMC_ERR_BAD_ATR || st == SMC_ERR_COMM)
 		return IFD_ERROR_PTS_FAILURE;
 	return ifd_code(st);
@@ -522,7 +320,7 @@ IFD_EXPORT RESPONSECODE IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD
 			     (unsigned long)Action);
 		return IFD_COMMUNICATION_ERROR;
 	}
-	ext = slot_of(Lun, &rc);
+	ext = ifd_slot_of(Lun, &rc);
 	if (ext == NULL) {
 		*AtrLength = 0;
 		return rc;
@@ -542,7 +340,7 @@ IFD_EXPORT RESPONSECODE IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD
 		*AtrLength = 0;
 		return IFD_NOT_SUPPORTED;
 	}
-	st = request(ext, SMC_REQ_POWER, how, NULL, 0, how == SMC_POWER_DOWN ? NULL : Atr,
+	st = ifd_request(ext, SMC_REQ_POWER, how, NULL, 0, how == SMC_POWER_DOWN ? NULL : Atr,
 		     how == SMC_POWER_DOWN || Atr == NULL ? 0 : *AtrLength, &len);
 	*AtrLength = st == SMC_OK ? (DWORD)len : 0;
 	/* A card that does not come up (mute, absent, refused voltage) is a failed
@@ -565,7 +363,7 @@ IFD_EXPORT RESPONSECODE IFDHTransmitToICC(DWORD Lun, SCARD_IO_HEADER SendPci, PU
 		log_critical("Lun 0x%lX: transmit without RxLength", (unsigned long)Lun);
 		return IFD_COMMUNICATION_ERROR;
 	}
-	ext = slot_of(Lun, &rc);
+	ext = ifd_slot_of(Lun, &rc);
 	if (ext == NULL) {
 		*RxLength = 0;
 		return rc;
@@ -590,7 +388,7 @@ IFD_EXPORT RESPONSECODE IFDHTransmitToICC(DWORD Lun, SCARD_IO_HEADER SendPci, PU
 		*RxLength = 0;
 		return IFD_COMMUNICATION_ERROR;
 	}
-	st = request(ext, SMC_REQ_TRANSMIT, protocol, TxBuffer, TxLength, RxBuffer, *RxLength, &len);
+	st = ifd_request(ext, SMC_REQ_TRANSMIT, protocol, TxBuffer, TxLength, RxBuffer, *RxLength, &len);
 	*RxLength = st == SMC_OK ? (DWORD)len : 0;
 	if (RecvPci != NULL)
 		RecvPci->Protocol = SendPci.Protocol;
@@ -607,10 +405,10 @@ IFD_EXPORT RESPONSECODE IFDHControl(DWORD Lun, DWORD dwControlCode, PUCHAR TxBuf
 
 	if (pdwBytesReturned != NULL)
 		*pdwBytesReturned = 0;
-	ext = slot_of(Lun, &rc);
+	ext = ifd_slot_of(Lun, &rc);
 	if (ext == NULL)
 		return rc;
-	st = request(ext, SMC_REQ_VENDOR_IOCTL, (uint32_t)dwControlCode, TxBuffer, TxBuffer ? TxLength : 0,
+	st = ifd_request(ext, SMC_REQ_VENDOR_IOCTL, (uint32_t)dwControlCode, TxBuffer, TxBuffer ? TxLength : 0,
 		     RxBuffer, RxBuffer ? RxLength : 0, &len);
 	if (st == SMC_ERR_NOT_SUPPORTED) {
 		log_info("Lun 0x%lX: control code 0x%lX not supported", (unsigned long)Lun,
@@ -628,11 +426,11 @@ IFD_EXPORT RESPONSECODE IFDHICCPresence(DWORD Lun)
 	RESPONSECODE rc;
 	smc_status st;
 
-	ext = slot_of(Lun, &rc);
+	ext = ifd_slot_of(Lun, &rc);
 	if (ext == NULL)
 		return rc;
 	/* a report: pcscd sees a card swapped between two calls go, then come */
-	st = request(ext, SMC_REQ_IS_PRESENT, SMC_PRESENCE_REPORT, NULL, 0, NULL, 0, NULL);
+	st = ifd_request(ext, SMC_REQ_IS_PRESENT, SMC_PRESENCE_REPORT, NULL, 0, NULL, 0, NULL);
 	if (st == SMC_OK)
 		return IFD_ICC_PRESENT;
 	if (st == SMC_ERR_NO_MEDIA)

@@ -23,6 +23,7 @@
 
 #include "ccid/ccid_reader.h"
 #include "rig.h"
+#include "time_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -37,21 +38,6 @@
 #define SETTLE_MS 40u
 /* Waits that must not end by themselves during a test. */
 #define LONG_WAIT_MS 20000u
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000u, (long)(ms % 1000u) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 /* The worst latency seen, for the summary line. */
 static uint64_t worst_us;
@@ -1048,7 +1034,28 @@ static void stop_function_ends_the_poll_and_polling_works_after(void **state)
 	assert_int_equal(IFDHCloseChannel(0x20000), IFD_SUCCESS);
 }
 
-static void unplug_ends_the_poll_with_no_such_device(void **state)
+/* ---- a reader that is gone: the poll waits for the stop function ------------------- */
+
+/* pcscd sleeps 400 ms after a poll that does not return IFD_SUCCESS and only
+ * then looks whether it was told to die. So once the reader is gone the poll
+ * waits, holding nothing, until pcscd (told by udev) calls the stop function,
+ * and then returns IFD_SUCCESS: pcscd's thread dies at once. */
+
+/* The reader at lun, first looked at, then unplugged and seen gone. */
+static struct ccid_transport *open_then_unplug(DWORD lun)
+{
+	struct ccid_transport *tp = open_lun(lun, NULL, 0);
+
+	ifd_first_look(lun, 1);
+	inproc_unplug(tp);
+	assert_int_equal(IFDHICCPresence(lun), IFD_NO_SUCH_DEVICE);
+	return tp;
+}
+
+/* The unplug ends smclib's wait (the driver's part is quick), but the poll
+ * goes on waiting; pcscd's presence look says the reader is gone meanwhile;
+ * the stop ends the poll at once with IFD_SUCCESS. */
+static void unplug_while_a_poll_waits_keeps_it_waiting_until_the_stop(void **state)
 {
 	struct ccid_transport *tp = open_lun(0x30000, NULL, 0);
 	poll_fn poll = get_poll(0x30000); /* pcscd asks once, when the reader comes */
@@ -1058,23 +1065,160 @@ static void unplug_ends_the_poll_with_no_such_device(void **state)
 	(void)state;
 	ifd_first_look(0x30000, 1);
 	poller_start(&p, 0x30000, (int)LONG_WAIT_MS);
-	t0 = now_us();
 	inproc_unplug(tp);
-	assert_int_equal(poller_join(&p), IFD_NO_SUCH_DEVICE);
-	note_latency("unplug to the end of the poll", p.end_us - t0);
+	sleep_ms(100);
+	assert_false(atomic_load(&p.done));
 	assert_int_equal(IFDHICCPresence(0x30000), IFD_NO_SUCH_DEVICE);
 	t0 = now_us();
-	assert_int_equal(poll(0x30000, (int)LONG_WAIT_MS), IFD_NO_SUCH_DEVICE);
-	assert_true(now_us() - t0 < EVENT_BOUND_US);
+	assert_int_equal(get_stop(0x30000)(0x30000), IFD_SUCCESS);
+	assert_int_equal(poller_join(&p), IFD_SUCCESS);
+	note_latency("unplugged reader: stop function to the end of the poll", p.end_us - t0);
+	/* the stop was taken: the next poll waits again, here until its timeout */
+	t0 = now_us();
+	assert_int_equal(poll(0x30000, 50), IFD_NO_SUCH_DEVICE);
+	assert_true(now_us() - t0 >= 50000u);
 	assert_int_equal(IFDHCloseChannel(0x30000), IFD_SUCCESS);
+}
+
+/* The first poll that finds the reader gone waits too, and does not return
+ * before the stop: stopped 100 ms after it began, it ends after >= 90 ms. */
+static void poll_on_a_gone_reader_blocks_until_the_stop_and_succeeds(void **state)
+{
+	struct poller p;
+	uint64_t t0, t_stop;
+
+	(void)state;
+	open_then_unplug(0xA0000);
+	t0 = now_us();
+	poller_start(&p, 0xA0000, (int)LONG_WAIT_MS);
+	sleep_ms(100 - SETTLE_MS);
+	assert_false(atomic_load(&p.done));
+	t_stop = now_us();
+	assert_int_equal(get_stop(0xA0000)(0xA0000), IFD_SUCCESS);
+	assert_int_equal(poller_join(&p), IFD_SUCCESS);
+	assert_true(p.end_us - t0 >= 90000u);
+	assert_true(p.end_us >= t_stop);
+	note_latency("gone reader: stop function to the end of the poll", p.end_us - t_stop);
+	assert_int_equal(IFDHCloseChannel(0xA0000), IFD_SUCCESS);
+}
+
+/* Nobody stops it: the poll ends at its timeout, no sooner, with
+ * IFD_NO_SUCH_DEVICE; a timeout of 0 only looks. */
+static void poll_on_a_gone_reader_times_out_with_no_such_device(void **state)
+{
+	uint64_t t0, took;
+
+	(void)state;
+	open_then_unplug(0xB0000);
+	t0 = now_us();
+	assert_int_equal(get_poll(0xB0000)(0xB0000, 80), IFD_NO_SUCH_DEVICE);
+	took = now_us() - t0;
+	assert_true(took >= 80000u);
+	assert_true(took < 80000u + EVENT_BOUND_US);
+	t0 = now_us();
+	assert_int_equal(get_poll(0xB0000)(0xB0000, 0), IFD_NO_SUCH_DEVICE);
+	assert_true(now_us() - t0 < EVENT_BOUND_US);
+	assert_int_equal(IFDHCloseChannel(0xB0000), IFD_SUCCESS);
+}
+
+/* pcscd may call the stop function between two polls: the next poll on the
+ * gone reader returns IFD_SUCCESS at once, the one after waits again. */
+static void stop_before_the_poll_ends_the_next_poll_on_a_gone_reader_at_once(void **state)
+{
+	uint64_t t0;
+
+	(void)state;
+	open_then_unplug(0xC0000);
+	assert_int_equal(get_stop(0xC0000)(0xC0000), IFD_SUCCESS);
+	t0 = now_us();
+	assert_int_equal(get_poll(0xC0000)(0xC0000, (int)LONG_WAIT_MS), IFD_SUCCESS);
+	assert_true(now_us() - t0 < EVENT_BOUND_US);
+	t0 = now_us();
+	assert_int_equal(get_poll(0xC0000)(0xC0000, 50), IFD_NO_SUCH_DEVICE);
+	assert_true(now_us() - t0 >= 50000u);
+	/* a stop nobody took does not outlive the channel: the first poll of
+	 * the reader opened next under the same Lun waits */
+	assert_int_equal(get_stop(0xC0000)(0xC0000), IFD_SUCCESS);
+	assert_int_equal(IFDHCloseChannel(0xC0000), IFD_SUCCESS);
+	open_then_unplug(0xC0000);
+	t0 = now_us();
+	assert_int_equal(get_poll(0xC0000)(0xC0000, 50), IFD_NO_SUCH_DEVICE);
+	assert_true(now_us() - t0 >= 50000u);
+	assert_int_equal(IFDHCloseChannel(0xC0000), IFD_SUCCESS);
+}
+
+/* IFDHCloseChannel while polls wait on a gone two-slot reader: closing slot 1
+ * ends slot 1's poll only (IFD_SUCCESS); closing slot 0 ends the other; close
+ * never waits for them, nothing leaks. */
+static void close_channel_ends_polls_waiting_on_a_gone_reader(void **state)
+{
+	static const char *const kv[][2] = { { "slots", "2" } };
+	struct ccid_transport *tp;
+	struct poller p0, p1;
+	uint64_t t0;
+
+	(void)state;
+	tp = open_lun(0xD0000, kv, 1);
+	assert_int_equal(IFDHCreateChannelByName(0xD0001, (char[]){ NAME }), IFD_SUCCESS);
+	ifd_first_look(0xD0000, 2);
+	inproc_unplug(tp);
+	assert_int_equal(IFDHICCPresence(0xD0000), IFD_NO_SUCH_DEVICE);
+	poller_start(&p0, 0xD0000, (int)LONG_WAIT_MS);
+	poller_start(&p1, 0xD0001, (int)LONG_WAIT_MS);
+	t0 = now_us();
+	assert_int_equal(IFDHCloseChannel(0xD0001), IFD_SUCCESS);
+	assert_true(now_us() - t0 < EVENT_BOUND_US);
+	assert_int_equal(poller_join(&p1), IFD_SUCCESS);
+	note_latency("gone reader: IFDHCloseChannel to the end of the poll", p1.end_us - t0);
+	sleep_ms(SETTLE_MS);
+	assert_false(atomic_load(&p0.done));
+	t0 = now_us();
+	assert_int_equal(IFDHCloseChannel(0xD0000), IFD_SUCCESS);
+	note_latency("gone reader: IFDHCloseChannel of the last slot with a poll waiting", now_us() - t0);
+	assert_int_equal(poller_join(&p0), IFD_SUCCESS);
+	assert_int_equal(IFDHICCPresence(0xD0000), IFD_COMMUNICATION_ERROR);
+#if HAVE_LSAN
+	assert_int_equal(__lsan_do_recoverable_leak_check(), 0);
+#endif
+}
+
+/* pcscd's event thread at an unplug: its poll neither returns nor fails
+ * while the reader is gone, and EHDestroyEventHandler (stop function, join)
+ * ends the thread at once, with no failed poll (no 400 ms pause). */
+static void pcscd_event_thread_dies_at_once_after_an_unplug(void **state)
+{
+	struct ccid_transport *tp = open_lun(0xE0000, NULL, 0);
+	struct pcscd_slot p;
+	unsigned polls;
+
+	(void)state;
+	pcscd_start(&p, 0xE0000);
+	pcscd_until_seen(&p, 1);
+	assert_int_equal(p.seen[0], 1);
+	sleep_ms(SETTLE_MS);
+	pthread_mutex_lock(&p.lock);
+	polls = p.polls;
+	pthread_mutex_unlock(&p.lock);
+	inproc_unplug(tp);
+	sleep_ms(100); /* udev would tell pcscd within about this */
+	pthread_mutex_lock(&p.lock);
+	assert_int_equal(p.polls, polls);
+	pthread_mutex_unlock(&p.lock);
+	note_latency("pcscd: unplugged reader, stop function and join", pcscd_stop(&p));
+	/* the thread is joined: its record is read without its lock */
+	assert_int_equal(p.polls, polls + 1);
+	assert_int_equal(p.last_poll, IFD_SUCCESS);
+	assert_int_equal(p.n_seen, 1);
+	assert_int_equal(IFDHCloseChannel(0xE0000), IFD_SUCCESS);
 }
 
 /* pcscd's RFRemoveReader when the device went: it asks for
  * TAG_IFD_DEVICE_REMOVED and sets it only if the answer is IFD_SUCCESS with
  * the value 1; then EHDestroyEventHandler calls the stop function. The poll
- * waiting meanwhile ends with IFD_NO_SUCH_DEVICE at once, and the polling
- * and stop functions are still handed out, returning at once. */
-static void device_removed_tag_ends_the_poll(void **state)
+ * waiting meanwhile goes on until that stop (IFD_SUCCESS), and the polling
+ * and stop functions are still handed out: a stop before the next poll ends
+ * it at once, without a stop it waits for its timeout. */
+static void device_removed_tag_keeps_the_poll_until_the_stop(void **state)
 {
 	struct poller p;
 	UCHAR value[1] = { 0 };
@@ -1085,17 +1229,23 @@ static void device_removed_tag_ends_the_poll(void **state)
 	open_lun(0x40000, NULL, 0);
 	ifd_first_look(0x40000, 1);
 	poller_start(&p, 0x40000, (int)LONG_WAIT_MS);
-	t0 = now_us();
 	assert_int_equal(IFDHGetCapabilities(0x40000, TAG_IFD_DEVICE_REMOVED, &len, value), IFD_SUCCESS);
 	assert_int_equal(len, 1);
 	assert_int_equal(value[0], 1);
 	assert_int_equal(IFDHSetCapabilities(0x40000, TAG_IFD_DEVICE_REMOVED, len, value), IFD_SUCCESS);
-	assert_int_equal(poller_join(&p), IFD_NO_SUCH_DEVICE);
-	note_latency("TAG_IFD_DEVICE_REMOVED asked and set to the end of the poll", p.end_us - t0);
+	sleep_ms(SETTLE_MS);
+	assert_false(atomic_load(&p.done));
 	t0 = now_us();
-	assert_int_equal(get_poll(0x40000)(0x40000, (int)LONG_WAIT_MS), IFD_NO_SUCH_DEVICE);
 	assert_int_equal(get_stop(0x40000)(0x40000), IFD_SUCCESS);
+	assert_int_equal(poller_join(&p), IFD_SUCCESS);
+	note_latency("TAG_IFD_DEVICE_REMOVED set, stop function to the end of the poll", p.end_us - t0);
+	assert_int_equal(get_stop(0x40000)(0x40000), IFD_SUCCESS);
+	t0 = now_us();
+	assert_int_equal(get_poll(0x40000)(0x40000, (int)LONG_WAIT_MS), IFD_SUCCESS);
 	assert_true(now_us() - t0 < EVENT_BOUND_US);
+	t0 = now_us();
+	assert_int_equal(get_poll(0x40000)(0x40000, 30), IFD_NO_SUCH_DEVICE);
+	assert_true(now_us() - t0 >= 30000u);
 	assert_int_equal(IFDHICCPresence(0x40000), IFD_NO_SUCH_DEVICE);
 	assert_int_equal(IFDHCloseChannel(0x40000), IFD_SUCCESS);
 }
@@ -1134,8 +1284,8 @@ static void polling_function_fails_while_presence_fails(void **state)
 }
 
 /* IFDHCloseChannel while a thread is in the polling function and nobody
- * called the stop function: the poll ends, close returns, the reader and its
- * event thread are gone, nothing leaks. */
+ * called the stop function: the poll ends (IFD_SUCCESS, as after a stop),
+ * close returns, the reader and its event thread are gone, nothing leaks. */
 static void close_channel_while_a_poll_waits_frees_everything(void **state)
 {
 	static const char *const kv[][2] = { { "slots", "2" } };
@@ -1150,14 +1300,14 @@ static void close_channel_while_a_poll_waits_frees_everything(void **state)
 	poller_start(&p1, 0x50001, (int)LONG_WAIT_MS);
 	/* slot 1 closes: its poll ends, slot 0's goes on */
 	assert_int_equal(IFDHCloseChannel(0x50001), IFD_SUCCESS);
-	assert_int_equal(poller_join(&p1), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(poller_join(&p1), IFD_SUCCESS); /* like a stop: pcscd's thread dies at once */
 	sleep_ms(SETTLE_MS);
 	assert_false(atomic_load(&p0.done));
 	/* the last slot closes with its poll still waiting */
 	t0 = now_us();
 	assert_int_equal(IFDHCloseChannel(0x50000), IFD_SUCCESS);
 	note_latency("IFDHCloseChannel with a poll waiting", now_us() - t0);
-	assert_int_equal(poller_join(&p0), IFD_NO_SUCH_DEVICE);
+	assert_int_equal(poller_join(&p0), IFD_SUCCESS);
 	assert_int_equal(IFDHICCPresence(0x50000), IFD_COMMUNICATION_ERROR);
 	if (!HAVE_LSAN) {
 		print_message("not built with AddressSanitizer: leak check skipped\n");
@@ -1279,8 +1429,13 @@ int main(void)
 		cmocka_unit_test(pcscd_sees_insertion_and_removal_within_100_ms),
 		cmocka_unit_test(pcscd_sees_a_quick_swap_as_removal_then_insertion),
 		cmocka_unit_test(stop_function_ends_the_poll_and_polling_works_after),
-		cmocka_unit_test(unplug_ends_the_poll_with_no_such_device),
-		cmocka_unit_test(device_removed_tag_ends_the_poll),
+		cmocka_unit_test(unplug_while_a_poll_waits_keeps_it_waiting_until_the_stop),
+		cmocka_unit_test(poll_on_a_gone_reader_blocks_until_the_stop_and_succeeds),
+		cmocka_unit_test(poll_on_a_gone_reader_times_out_with_no_such_device),
+		cmocka_unit_test(stop_before_the_poll_ends_the_next_poll_on_a_gone_reader_at_once),
+		cmocka_unit_test(close_channel_ends_polls_waiting_on_a_gone_reader),
+		cmocka_unit_test(pcscd_event_thread_dies_at_once_after_an_unplug),
+		cmocka_unit_test(device_removed_tag_keeps_the_poll_until_the_stop),
 		cmocka_unit_test(polling_function_fails_while_presence_fails),
 		cmocka_unit_test(close_channel_while_a_poll_waits_frees_everything),
 		cmocka_unit_test(two_slot_reader_each_lun_gets_its_own_events),

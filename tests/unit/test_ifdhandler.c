@@ -15,9 +15,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <ifdhandler.h>
 #include <reader.h>
@@ -25,6 +28,7 @@
 #include "ccid_transport.h"
 #include "fake_transport.h"
 #include "smc_log.h"
+#include "time_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -958,15 +962,60 @@ static void polling_function_only_with_an_interrupt_endpoint(void **state)
 	free_reader(without);
 }
 
-/* Once the reader is gone, or pcscd said so, the polling function returns
- * IFD_NO_SUCH_DEVICE at once without a transfer; on a Lun nobody opened it
- * fails and the stop function does nothing harmful. */
-static void polling_function_on_a_gone_reader_returns_at_once(void **state)
+/* pcscd's event thread in the polling function. */
+struct poll_thread {
+	poll_fn poll;
+	DWORD lun;
+	int timeout;
+	pthread_t thread;
+	atomic_bool done;
+	RESPONSECODE rc;
+	uint64_t start_us, end_us;
+};
+
+static void *poll_thread_run(void *arg)
+{
+	struct poll_thread *p = arg;
+
+	p->rc = p->poll(p->lun, p->timeout);
+	p->end_us = now_us();
+	atomic_store(&p->done, true);
+	return NULL;
+}
+
+static void poll_thread_start(struct poll_thread *p, poll_fn poll, DWORD lun, int timeout)
+{
+	memset(p, 0, sizeof(*p));
+	p->poll = poll;
+	p->lun = lun;
+	p->timeout = timeout;
+	atomic_init(&p->done, false);
+	p->start_us = now_us();
+	assert_int_equal(pthread_create(&p->thread, NULL, poll_thread_run, p), 0);
+}
+
+static RESPONSECODE poll_thread_join(struct poll_thread *p)
+{
+	assert_int_equal(pthread_join(p->thread, NULL), 0);
+	return p->rc;
+}
+
+/* A poll's return within this is "at once". */
+#define AT_ONCE_US 100000u
+
+/* Once the reader is gone, or pcscd said so, the polling function waits,
+ * without a transfer, for the stop function (IFD_SUCCESS: pcscd's thread
+ * then dies at once instead of pausing 400 ms) or its timeout
+ * (IFD_NO_SUCH_DEVICE). A stop before the poll ends it at once. On a Lun
+ * nobody opened it fails and the stop function does nothing harmful. */
+static void polling_function_on_a_gone_reader_waits_for_the_stop(void **state)
 {
 	struct reader_dev *dev = new_reader(NULL);
+	struct poll_thread p;
 	poll_fn poll = NULL;
 	stop_fn stop = NULL;
 	size_t sent, reads;
+	uint64_t t0;
 	DWORD len;
 
 	(void)state;
@@ -982,9 +1031,25 @@ static void polling_function_on_a_gone_reader_returns_at_once(void **state)
 	assert_int_equal(IFDHSetCapabilities(0x00000, TAG_IFD_DEVICE_REMOVED, 0, NULL), IFD_SUCCESS);
 	sent = fake_sent_count(dev->fd);
 	reads = fake_receive_calls(dev->fd);
-	assert_int_equal(poll(0x00000, 100000), IFD_NO_SUCH_DEVICE);
-	assert_int_equal(poll(0x00000, 100000), IFD_NO_SUCH_DEVICE);
+	/* nobody stops it: the timeout, no sooner */
+	t0 = now_us();
+	assert_int_equal(poll(0x00000, 30), IFD_NO_SUCH_DEVICE);
+	assert_true(now_us() - t0 >= 30000u);
+	/* stopped 100 ms after it began: it ends then, with IFD_SUCCESS */
+	poll_thread_start(&p, poll, 0x00000, 100000);
+	sleep_ms(100);
+	assert_false(atomic_load(&p.done));
+	t0 = now_us();
 	assert_int_equal(stop(0x00000), IFD_SUCCESS);
+	assert_int_equal(poll_thread_join(&p), IFD_SUCCESS);
+	assert_true(p.end_us - p.start_us >= 90000u);
+	assert_true(p.end_us - t0 < AT_ONCE_US);
+	/* a stop between two polls: the next one returns at once */
+	assert_int_equal(stop(0x00000), IFD_SUCCESS);
+	t0 = now_us();
+	assert_int_equal(poll(0x00000, 100000), IFD_SUCCESS);
+	assert_true(now_us() - t0 < AT_ONCE_US);
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_NO_SUCH_DEVICE);
 	assert_int_equal(fake_sent_count(dev->fd), sent);
 	assert_int_equal(fake_receive_calls(dev->fd), reads);
 	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
@@ -995,17 +1060,53 @@ static void polling_function_on_a_gone_reader_returns_at_once(void **state)
 	open_ok(0x00000, dev, NAME_UDEV);
 	fake_send_result(dev->fd, TP_NO_DEVICE);
 	assert_int_equal(IFDHICCPresence(0x00000), IFD_NO_SUCH_DEVICE);
-	assert_int_equal(poll(0x00000, 100000), IFD_NO_SUCH_DEVICE);
+	t0 = now_us();
+	assert_int_equal(poll(0x00000, 30), IFD_NO_SUCH_DEVICE);
+	assert_true(now_us() - t0 >= 30000u);
+	assert_int_equal(stop(0x00000), IFD_SUCCESS);
+	assert_int_equal(poll(0x00000, 100000), IFD_SUCCESS);
 	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
 	free_reader(dev);
+}
+
+/* IFDHCloseChannel while a poll waits on a gone reader and nobody called the
+ * stop function: close does not wait for the poll (it holds nothing), the
+ * poll ends at once with IFD_SUCCESS, nothing leaks. */
+static void close_channel_ends_a_poll_waiting_on_a_gone_reader(void **state)
+{
+	struct reader_dev *dev = new_reader(NULL);
+	struct poll_thread p;
+	poll_fn poll = NULL;
+	uint64_t t0;
+	DWORD len;
+
+	(void)state;
+	open_ok(0x00000, dev, NAME_UDEV);
+	len = sizeof(poll);
+	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_POLLING_THREAD_WITH_TIMEOUT, &len, (PUCHAR)&poll),
+			 IFD_SUCCESS);
+	fake_send_result(dev->fd, TP_NO_DEVICE);
+	assert_int_equal(IFDHICCPresence(0x00000), IFD_NO_SUCH_DEVICE);
+	poll_thread_start(&p, poll, 0x00000, 100000);
+	sleep_ms(40);
+	assert_false(atomic_load(&p.done));
+	t0 = now_us();
+	assert_int_equal(IFDHCloseChannel(0x00000), IFD_SUCCESS);
+	assert_true(now_us() - t0 < AT_ONCE_US);
+	assert_int_equal(poll_thread_join(&p), IFD_SUCCESS);
+	assert_true(p.end_us - t0 < AT_ONCE_US);
+	free_reader(dev);
+#if HAVE_LSAN
+	assert_int_equal(__lsan_do_recoverable_leak_check(), 0);
+#endif
 }
 
 /* pcscd's RFRemoveReader sets TAG_IFD_DEVICE_REMOVED only after asking for
  * it and getting IFD_SUCCESS with the value 1 (libccid's answer): any other
  * answer and the driver never hears that the device went. After the tag is
  * set, the polling and stop functions are still handed out (pcscd may ask
- * for them on a reader it is removing) and return at once; nothing goes to
- * the device. */
+ * for them on a reader it is removing): the stop ends the poll, which
+ * otherwise waits for its timeout; nothing goes to the device. */
 static void device_removed_tag_is_asked_then_set_as_pcscd_does(void **state)
 {
 	struct reader_dev *dev = new_reader(NULL);
@@ -1033,8 +1134,9 @@ static void device_removed_tag_is_asked_then_set_as_pcscd_does(void **state)
 	assert_int_equal(IFDHGetCapabilities(0x00000, TAG_IFD_STOP_POLLING_THREAD, &len, (PUCHAR)&stop),
 			 IFD_SUCCESS);
 	assert_non_null(stop);
-	assert_int_equal(poll(0x00000, 100000), IFD_NO_SUCH_DEVICE);
 	assert_int_equal(stop(0x00000), IFD_SUCCESS);
+	assert_int_equal(poll(0x00000, 100000), IFD_SUCCESS);
+	assert_int_equal(poll(0x00000, 10), IFD_NO_SUCH_DEVICE);
 	assert_int_equal(IFDHICCPresence(0x00000), IFD_NO_SUCH_DEVICE);
 	assert_int_equal(fake_sent_count(dev->fd), sent);
 	assert_int_equal(fake_receive_calls(dev->fd), reads);
@@ -1500,7 +1602,8 @@ int main(void)
 		TEST(presence_follows_what_the_reader_reports),
 		TEST(swap_between_two_presence_polls_is_reported_absent_once),
 		TEST(polling_function_only_with_an_interrupt_endpoint),
-		TEST(polling_function_on_a_gone_reader_returns_at_once),
+		TEST(polling_function_on_a_gone_reader_waits_for_the_stop),
+		TEST(close_channel_ends_a_poll_waiting_on_a_gone_reader),
 		TEST(device_removed_tag_is_asked_then_set_as_pcscd_does),
 		TEST(control_codes_through_ifdhcontrol),
 		TEST(reader_unplugged_mid_apdu_is_no_such_device_from_then_on),

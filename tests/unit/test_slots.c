@@ -27,6 +27,7 @@
 
 #include "ccid/ccid_xfer.h"
 #include "rig.h"
+#include "time_util.h"
 
 /* ---- a scripted device for threads ------------------------------------------ */
 
@@ -397,13 +398,6 @@ static void assert_answer(const struct call *c, const char *answer)
 	assert_int_equal(c->a.hdr.bSlot, c->slot);
 	assert_int_equal(c->a.hdr.dwLength, n);
 	assert_memory_equal(c->out, answer, n);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /* ---- scripted: answers in any order ------------------------------------------ */

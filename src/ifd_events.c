@@ -189,8 +189,8 @@ static void cancel_waits(struct ccid_reader *reader)
  * 400 ms pause, while pcscd learns of the removal from udev and calls the stop
  * function within a few hundred ms anyway. The poll waits, holding nothing,
  * until that stop or the close of the channel (IFD_SUCCESS: pcscd's thread
- * then dies at once) or its timeout (IFD_NO_SUCH_DEVICE; IFDHICCPresence says
- * the same, and pcscd removes the reader). */
+ * then dies at once) or its timeout (IFD_NO_SUCH_DEVICE; IFDHICCPresence
+ * fails too, see ifd_slot_of, and pcscd removes the reader). */
 static RESPONSECODE card_event_poll(DWORD Lun, int timeout)
 {
 	struct timespec deadline;

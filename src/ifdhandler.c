@@ -67,8 +67,13 @@ RESPONSECODE ifd_code(smc_status st)
 	}
 }
 
-/* The slot behind a Lun, or NULL with *rc saying why. A reader that pcscd
- * declared removed, or that vanished under a transfer, answers NO_SUCH_DEVICE. */
+/* The slot behind a Lun, or NULL with *rc saying why, with no transfer:
+ * - a reader that vanished under a transfer answers IFD_NO_SUCH_DEVICE, which
+ *   tells pcscd (it signals its hotplug thread, then sleeps a second);
+ * - once pcscd has said the reader is removed (TAG_IFD_DEVICE_REMOVED), there
+ *   is nothing left to tell it, and that second would only delay the removal
+ *   (its event thread powers the card down on its way out and would sleep in
+ *   the presence check): IFD_COMMUNICATION_ERROR. */
 struct smc_ext *ifd_slot_of(DWORD Lun, RESPONSECODE *rc)
 {
 	struct lun_entry *e = lun_lookup((uint32_t)Lun);
@@ -78,7 +83,11 @@ struct smc_ext *ifd_slot_of(DWORD Lun, RESPONSECODE *rc)
 		*rc = IFD_COMMUNICATION_ERROR;
 		return NULL;
 	}
-	if (atomic_load(&e->removed) || ccid_reader_is_gone(e->reader)) {
+	if (atomic_load(&e->removed)) {
+		*rc = IFD_COMMUNICATION_ERROR;
+		return NULL;
+	}
+	if (ccid_reader_is_gone(e->reader)) {
 		*rc = IFD_NO_SUCH_DEVICE;
 		return NULL;
 	}
@@ -270,8 +279,9 @@ IFD_EXPORT RESPONSECODE IFDHSetCapabilities(DWORD Lun, DWORD Tag, DWORD Length, 
 	(void)Length;
 	(void)Value;
 	if (Tag == TAG_IFD_DEVICE_REMOVED) {
-		/* pcscd saw the device go: answer NO_SUCH_DEVICE from now on and do not
-		 * wait for transfers to a device that is not there. */
+		/* pcscd saw the device go: every call fails from now on (see
+		 * ifd_slot_of) without waiting for transfers to a device that is
+		 * not there. */
 		ifd_events_reader_removed(Lun);
 		log_info("Lun 0x%lX: reader removed", (unsigned long)Lun);
 		return IFD_SUCCESS;

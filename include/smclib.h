@@ -483,5 +483,8 @@ smc_status smc_card_caps_set_fidi(struct smc_card_caps *caps, uint8_t fidi, uint
  * on a condition variable created with that clock (every timed wait in the
  * driver uses one, so a change of the wall clock stretches no wait). */
 void smc_deadline_after(struct timespec *ts, uint64_t ms);
+/* pthread_cond_init on CLOCK_MONOTONIC, for the deadlines above: 0, or the
+ * error number. */
+int smc_cond_init_monotonic(pthread_cond_t *cond);
 
 #endif

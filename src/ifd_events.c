@@ -47,12 +47,10 @@ typedef RESPONSECODE (*stop_fn)(DWORD Lun);
  * stretches. */
 static void events_init(void)
 {
-	pthread_condattr_t attr;
+	int err = smc_cond_init_monotonic(&events_cond);
 
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&events_cond, &attr);
-	pthread_condattr_destroy(&attr);
+	if (err != 0)
+		log_critical("cannot set up the card event poll condition: %s", strerror(err));
 }
 
 static void events_enter(void)

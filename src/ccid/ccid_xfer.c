@@ -50,16 +50,7 @@ static size_t round_up(size_t n, size_t unit)
  * change of the wall clock cannot stretch or cut a command's deadline. */
 static int init_sync(struct ccid_xfer *x)
 {
-	pthread_condattr_t ca;
-	int err;
-
-	if (pthread_condattr_init(&ca) != 0)
-		return -1;
-	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (err == 0)
-		err = pthread_cond_init(&x->disp_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (err != 0)
+	if (smc_cond_init_monotonic(&x->disp_cond) != 0)
 		return -1;
 	if (pthread_mutex_init(&x->lock, NULL) != 0)
 		goto no_lock;

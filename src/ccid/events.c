@@ -41,7 +41,6 @@ static uint64_t mono_ms(void)
 smc_status ccid_events_init(struct ccid_reader *r)
 {
 	struct ccid_events *ev = &r->events;
-	pthread_condattr_t attr;
 	int err;
 
 	atomic_init(&ev->gone, false);
@@ -50,10 +49,7 @@ smc_status ccid_events_init(struct ccid_reader *r)
 		log_critical("cannot set up the card event lock: %s", strerror(err));
 		return SMC_ERR_NO_MEMORY;
 	}
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	err = pthread_cond_init(&ev->cond, &attr);
-	pthread_condattr_destroy(&attr);
+	err = smc_cond_init_monotonic(&ev->cond);
 	if (err != 0) {
 		pthread_mutex_destroy(&ev->lock);
 		log_critical("cannot set up the card event condition: %s", strerror(err));

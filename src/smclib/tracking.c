@@ -33,18 +33,30 @@ static pthread_once_t track_once = PTHREAD_ONCE_INIT;
  * the wall clock neither ends a wait early nor stretches it. */
 static void track_init(void)
 {
-	pthread_condattr_t attr;
+	int err = smc_cond_init_monotonic(&track_cond);
 
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&track_cond, &attr);
-	pthread_condattr_destroy(&attr);
+	if (err != 0)
+		log_critical("cannot set up the card event condition: %s", strerror(err));
 }
 
 static void track_enter(void)
 {
 	pthread_once(&track_once, track_init);
 	pthread_mutex_lock(&track_lock);
+}
+
+int smc_cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	int err = pthread_condattr_init(&attr);
+
+	if (err != 0)
+		return err;
+	err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (err == 0)
+		err = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return err;
 }
 
 void smc_deadline_after(struct timespec *ts, uint64_t ms)

@@ -118,15 +118,22 @@ static smc_status check_length(unsigned slot, const char *name, size_t len, size
 	return SMC_ERR_INVALID_PARAM;
 }
 
-static void parse_verify(const uint8_t *m, size_t len, struct pin_entry *e)
+/* The five bytes both structures begin with (PIN_VERIFY_STRUCTURE and
+ * PIN_MODIFY_STRUCTURE, reader.h): the timeouts and the PIN's format. */
+static void parse_head(const uint8_t *m, const char *name, struct pin_entry *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->name = "PIN verification";
+	e->name = name;
 	e->bTimerOut = m[0];
 	e->bTimerOut2 = m[1];
 	e->bmFormatString = m[2];
 	e->bmPINBlockString = m[3];
 	e->bmPINLengthFormat = m[4];
+}
+
+static void parse_verify(const uint8_t *m, size_t len, struct pin_entry *e)
+{
+	parse_head(m, "PIN verification", e);
 	e->wPINMaxExtraDigit = host16(m + 5);
 	e->bEntryValidationCondition = m[7];
 	e->bNumberMessage = m[8];
@@ -140,14 +147,8 @@ static void parse_verify(const uint8_t *m, size_t len, struct pin_entry *e)
 
 static void parse_modify(const uint8_t *m, size_t len, struct pin_entry *e)
 {
-	memset(e, 0, sizeof(*e));
+	parse_head(m, "PIN modification", e);
 	e->modify = true;
-	e->name = "PIN modification";
-	e->bTimerOut = m[0];
-	e->bTimerOut2 = m[1];
-	e->bmFormatString = m[2];
-	e->bmPINBlockString = m[3];
-	e->bmPINLengthFormat = m[4];
 	e->bInsertionOffsetOld = m[5];
 	e->bInsertionOffsetNew = m[6];
 	e->wPINMaxExtraDigit = host16(m + 7);
